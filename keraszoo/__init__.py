@@ -1,0 +1,17 @@
+"""keraszoo: the RDFIA "Basics on deep learning for vision" experiments as a Keras 3 model zoo.
+
+The data path reads as the package layout:
+``data`` (TFDS splits -> tf.data) -> ``models`` (functional builders returning logits)
+-> ``training`` (compile, fit with resume, run record) -> ``export`` (SavedModels for serving).
+
+Importing ``keraszoo`` stays cheap: TensorFlow is only imported by the submodules that need it.
+"""
+
+__version__ = "0.1.0"
+
+import os as _os
+
+# TensorFlow's C++ INFO lines ("Could not find cuda drivers", CPU feature notes) drown
+# the progress bar on CPU machines; warnings and errors still show. Set the variable
+# yourself to override.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")

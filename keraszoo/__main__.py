@@ -1,0 +1,5 @@
+import sys
+
+from keraszoo.cli import main
+
+sys.exit(main())

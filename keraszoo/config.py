@@ -1,0 +1,179 @@
+"""Typed recipe configs: frozen dataclasses, validated, overridable from the command line.
+
+This module does not import TensorFlow, so ``recipe.py --help`` answers at once.
+
+A recipe subclasses ``TrainConfig``, adds its own fields (each with a ``help``
+in its metadata) and calls ``parse_config(MyConfig)``: every field becomes a
+``--field-name`` option, unknown or misspelt options are rejected, and values
+that fail validation are reported as command-line errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+# Fields that may change between a run and its resumption: they do not change what is trained.
+RESUMABLE_FIELDS = frozenset({"epochs", "output", "export", "export_dir", "verbose"})
+
+
+def option(default, help: str, **kwargs):  # noqa: A002 - mirrors argparse's name
+    """A dataclass field with the help text its command-line option shows."""
+    return field(default=default, metadata={"help": help, **kwargs})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What every recipe shares: data, optimisation, seed, where records and exports go."""
+
+    data_dir: str | None = option(
+        None, "prepared TFDS data_dir (default: $TFDS_DATA_DIR, else TFDS's default)"
+    )
+    train_split: str = option("train", "TFDS split to train on; slices work, e.g. 'train[:5000]'")
+    test_split: str = option("test", "TFDS split evaluated after every epoch")
+    epochs: int = option(30, "number of epochs (a resumed run may raise it)")
+    batch_size: int = option(128, "examples per training batch")
+    optimizer: Literal["sgd", "adam"] = option("sgd", "optimizer")
+    learning_rate: float = option(0.1, "initial learning rate")
+    momentum: float = option(0.0, "SGD momentum (ignored by adam)")
+    seed: int = option(0, "seed for weight initialisation, data order and augmentation")
+    deterministic: bool = option(
+        True, "make TensorFlow ops deterministic (same seed and data give the same metrics on CPU)"
+    )
+    evaluate_at_init: bool = option(
+        True, "evaluate the untrained model first: the loss at chance level is ln(num_classes)"
+    )
+    output: str | None = option(
+        None, "run folder for the record and the resume checkpoint (default: runs/<recipe>/seed<seed>)"
+    )
+    export: bool = option(True, "export a SavedModel when training ends")
+    export_dir: str = option("saved_models", "root of the TensorFlow Serving model folders")
+    verbose: Literal["auto", "0", "1", "2"] = option(
+        "auto", "Keras verbosity: 1 progress bar, 2 one line per epoch, 0 silent"
+    )
+
+    def __post_init__(self):
+        checks = {
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "learning_rate": self.learning_rate > 0,
+            "momentum": 0 <= self.momentum < 1,
+            "seed": self.seed >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} is out of range: epochs and batch_size must "
+                    "be >= 1, learning_rate > 0, 0 <= momentum < 1 and seed >= 0."
+                )
+        _check_literals(self)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def keras_verbose(self):
+        return self.verbose if self.verbose == "auto" else int(self.verbose)
+
+
+def _check_literals(config) -> None:
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        choices = _literal_choices(hints[f.name])
+        value = getattr(config, f.name)
+        if choices and value not in choices:
+            raise ValueError(f"{f.name}={value!r} is not one of {list(choices)}.")
+
+
+def _literal_choices(annotation) -> tuple | None:
+    if typing.get_origin(annotation) is Literal:
+        return typing.get_args(annotation)
+    return None
+
+
+def _option_type(annotation):
+    """int, float, str or bool behind an annotation such as ``str | None``."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return _option_type(args[0])
+    if annotation in (int, float, str, bool):
+        return annotation
+    if _literal_choices(annotation):
+        return type(_literal_choices(annotation)[0])
+    raise TypeError(f"config fields must be int, float, str, bool or a Literal, not {annotation}")
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the recipe docstring's layout and shows defaults that are set."""
+
+    def _get_help_string(self, action):
+        if action.default not in (None, argparse.SUPPRESS) and action.option_strings:
+            return f"{action.help} (default: {action.default})"
+        return action.help
+
+
+def build_parser(config_class, description: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=description or (config_class.__doc__ or "").strip(),
+        formatter_class=_HelpFormatter,
+        allow_abbrev=False,  # '--epoch 3' is an error, not a silent '--epochs 3'
+    )
+    hints = typing.get_type_hints(config_class)
+    for f in dataclasses.fields(config_class):
+        flag = "--" + f.name.replace("_", "-")
+        kwargs = {"default": f.default, "help": f.metadata.get("help", ""), "dest": f.name}
+        annotation = hints[f.name]
+        if _option_type(annotation) is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+            continue
+        choices = _literal_choices(annotation)
+        if choices:
+            kwargs["choices"] = choices
+        parser.add_argument(flag, type=_option_type(annotation), **kwargs)
+    return parser
+
+
+def parse_config(config_class, argv: list[str] | None = None, description: str | None = None):
+    """The config that the command line asks for; exits with a usage error on bad input."""
+    parser = build_parser(config_class, description)
+    namespace = parser.parse_args(argv)
+    try:
+        return config_class(**vars(namespace))
+    except ValueError as error:
+        parser.error(str(error))
+
+
+def changed_fields(saved: dict, current: dict, *, ignore=RESUMABLE_FIELDS) -> dict:
+    """``{name: (saved, current)}`` for the fields that differ, ignoring ``ignore``."""
+    names = (set(saved) | set(current)) - set(ignore)
+    return {
+        name: (saved.get(name), current.get(name))
+        for name in sorted(names)
+        if json.dumps(saved.get(name)) != json.dumps(current.get(name))
+    }
+
+
+def cli_main(main: Callable, config_class: type, description: str, argv=None) -> int:
+    """Runs a recipe's ``main(config)`` from the command line.
+
+    Bad options exit with argparse's usage error (status 2); the failures a user
+    can fix (dataset not prepared, run folder conflict, invalid value) print one
+    line without a traceback and return 2.
+    """
+    config = parse_config(config_class, argv, description=description)
+    from keraszoo.data import DatasetNotFoundError
+    from keraszoo.training.trainer import RunFolderConflict
+
+    try:
+        main(config)
+    except (DatasetNotFoundError, RunFolderConflict, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

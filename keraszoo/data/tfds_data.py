@@ -1,0 +1,190 @@
+"""Prepared TFDS splits -> `tf.data` pipelines of (uint8 image, int32 label).
+
+keraszoo never downloads at run time: datasets are read from a prepared TFDS
+``data_dir`` (``--data-dir``, else ``TFDS_DATA_DIR``, else TFDS's own default).
+When the dataset is not there we fail at once with a message that says where we
+looked and how to point at a prepared copy, instead of a network wait or a deep
+TFDS traceback.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+# Splits smaller than this are cached in memory after decoding (CIFAR-10 train is
+# 150 MB of uint8 pixels, MNIST 47 MB): decoding once instead of every epoch.
+CACHE_LIMIT_BYTES = 4 * 2**30
+# A full-split shuffle buffer gives a uniform permutation; beyond this many
+# examples we settle for a window shuffle to bound memory.
+MAX_SHUFFLE_BUFFER = 200_000
+
+
+# TFDS keeps class names in label.labels.txt beside features.json; a copy prepared
+# without that file reports "0".."9". These are the official CIFAR-10 names, in label order.
+KNOWN_CLASS_NAMES = {
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer",
+                "dog", "frog", "horse", "ship", "truck"),
+}
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The dataset is unknown or is not prepared in the data_dir that was searched."""
+
+
+@dataclass(frozen=True)
+class DatasetMetadata:
+    """What a model builder needs to know about a dataset, without reading it."""
+
+    name: str
+    version: str
+    data_dir: str
+    image_shape: tuple[int, int, int]
+    num_classes: int
+    class_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """One split, decoded and unbatched, plus its size (tf.data cannot always tell)."""
+
+    examples: tf.data.Dataset  # elements: (image uint8 (H, W, C), label int32 ())
+    num_examples: int
+    split: str
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> str:
+    """The TFDS data_dir to read from: the argument, else ``TFDS_DATA_DIR``, else TFDS's default."""
+    if data_dir:
+        return os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
+    if os.environ.get("TFDS_DATA_DIR"):
+        return os.path.abspath(os.path.expanduser(os.environ["TFDS_DATA_DIR"]))
+    return os.path.abspath(os.path.expanduser(tfds.core.constants.DATA_DIR))
+
+
+def _prepared_builder(name: str, data_dir: str | None):
+    data_dir = resolve_data_dir(data_dir)
+    how_to_fix = (
+        "keraszoo does not download datasets at run time. Point it at a prepared "
+        "TFDS data_dir with --data-dir PATH or the TFDS_DATA_DIR environment variable "
+        "(in this project: ../shared/tensorflow_datasets), or prepare the dataset once on "
+        "a machine with internet access: python -c \"import tensorflow_datasets as tfds; "
+        f"tfds.builder('{name}', data_dir='{data_dir}').download_and_prepare()\""
+    )
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.registered.DatasetNotFoundError as error:
+        raise DatasetNotFoundError(
+            f"{name!r} is not a TFDS dataset name (keraszoo's recipes use 'mnist' and 'cifar10')."
+        ) from error
+    if not builder.is_prepared():
+        raise DatasetNotFoundError(
+            f"Dataset {name!r} (version {builder.version}) is not prepared in data_dir "
+            f"{data_dir!r}: no files in {builder.data_dir!r}. {how_to_fix}"
+        )
+    return builder
+
+
+def dataset_metadata(name: str, *, data_dir: str | None = None) -> DatasetMetadata:
+    builder = _prepared_builder(name, data_dir)
+    image, label = builder.info.features["image"], builder.info.features["label"]
+    class_names = tuple(label.names)
+    if class_names == tuple(str(i) for i in range(label.num_classes)):
+        class_names = KNOWN_CLASS_NAMES.get(name, class_names)
+    return DatasetMetadata(
+        name=name,
+        version=str(builder.version),
+        data_dir=resolve_data_dir(data_dir),
+        image_shape=tuple(int(d) for d in image.shape),
+        num_classes=int(label.num_classes),
+        class_names=class_names,
+    )
+
+
+def read_split(name: str, split: str, *, data_dir: str | None = None) -> SplitData:
+    """Decoded, unbatched examples of ``split`` (TFDS slicing such as ``train[:5000]`` works).
+
+    Cached in memory when the split fits under ``CACHE_LIMIT_BYTES``, so JPEG/PNG
+    decoding happens once per process, not once per epoch.
+    """
+    builder = _prepared_builder(name, data_dir)
+    try:
+        num_examples = int(builder.info.splits[split].num_examples)
+    except (KeyError, ValueError, AssertionError) as error:
+        raise ValueError(
+            f"Cannot read split {split!r} of {name!r}: {error}. Available splits: "
+            f"{sorted(builder.info.splits)}; slices look like 'train[:5000]' or 'train[10%:]'."
+        ) from error
+    if num_examples == 0:
+        raise ValueError(f"Split {split!r} of {name!r} is empty: check the slice.")
+    examples = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+    examples = examples.map(
+        lambda image, label: (image, tf.cast(label, tf.int32)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    bytes_per_example = math.prod(builder.info.features["image"].shape) + 4
+    if num_examples * bytes_per_example <= CACHE_LIMIT_BYTES:
+        examples = examples.cache()
+    return SplitData(examples=examples, num_examples=num_examples, split=split)
+
+
+def batches(
+    data: SplitData,
+    *,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """Batched and prefetched; with ``shuffle``, reshuffled every pass, reproducibly for a seed."""
+    examples = data.examples
+    if shuffle:
+        examples = examples.shuffle(
+            min(data.num_examples, MAX_SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True
+        )
+    return examples.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def epoch_batches(
+    data: SplitData, *, batch_size: int, seed: int, first_epoch: int, last_epoch: int
+) -> tuple[tf.data.Dataset, int]:
+    """Training batches for epochs ``first_epoch .. last_epoch - 1``, one after the other.
+
+    Each epoch's order is a function of ``(seed, epoch)`` alone, not of how many
+    epochs this process has already run: a run resumed at epoch k sees exactly the
+    batches an uninterrupted run sees from epoch k on. Returns the stream and the
+    number of batches per epoch (the last batch of an epoch may be smaller).
+    """
+    if last_epoch <= first_epoch:
+        raise ValueError(f"no epoch to run: first_epoch={first_epoch}, last_epoch={last_epoch}.")
+    buffer = min(data.num_examples, MAX_SHUFFLE_BUFFER)
+    steps_per_epoch = math.ceil(data.num_examples / batch_size)
+    # One dataset per epoch with a Python-int op seed (TF's seed logic rejects tensor
+    # seeds once a global seed is set), read one after the other: all of epoch e's
+    # batches, then epoch e+1's. Each shuffle buffer only fills when its epoch starts.
+    epochs = [
+        data.examples.shuffle(buffer, seed=seed * 1_000_003 + epoch).batch(batch_size)
+        for epoch in range(first_epoch, last_epoch)
+    ]
+    order = tf.data.Dataset.range(len(epochs)).flat_map(
+        lambda index: tf.data.Dataset.from_tensors(index).repeat(steps_per_epoch)
+    )
+    stream = tf.data.Dataset.choose_from_datasets(epochs, order)
+    return stream.prefetch(tf.data.AUTOTUNE), steps_per_epoch
+
+
+def load_dataset(
+    name: str,
+    split: str,
+    *,
+    batch_size: int,
+    data_dir: str | None = None,
+    shuffle: bool = False,
+    seed: int | None = None,
+) -> tf.data.Dataset:
+    """Batched ``(uint8 image, int32 label)`` from a prepared TFDS dataset, in one call."""
+    data = read_split(name, split, data_dir=data_dir)
+    return batches(data, batch_size=batch_size, shuffle=shuffle, seed=seed)

@@ -1,0 +1,11 @@
+"""Export: SavedModels in TensorFlow Serving's ``<name>/<version>/`` layout."""
+
+from keraszoo.export.saved_model import (
+    RUN_RECORD_DIR,
+    SIGNATURE_NAME,
+    existing_versions,
+    export_classifier,
+    load_serving_fn,
+)
+
+__all__ = ["RUN_RECORD_DIR", "SIGNATURE_NAME", "existing_versions", "export_classifier", "load_serving_fn"]

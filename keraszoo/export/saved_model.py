@@ -1,0 +1,103 @@
+"""SavedModel export in TensorFlow Serving's layout: ``<root>/<name>/<version>/``.
+
+TF Serving loads the highest numeric version folder and ignores others, so a
+version is written under a hidden temporary name and renamed into place: a crash
+never leaves a half-written version that a server would try to load. The
+``serving_default`` signature takes raw ``uint8`` images and returns named
+outputs, ``probabilities`` and ``logits``. The run record is copied into the
+version folder (``run_record/``), so whoever serves a model can see how it was made.
+
+Export an *inference* model: one that holds no training-only layer (random
+crop, flip, ...). Keras 3.15's ``model.export`` has been seen to give outputs
+that differ from ``model(x, training=False)`` for a model holding RandomCrop and
+CenterCrop.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+SIGNATURE_NAME = "serving_default"
+RUN_RECORD_DIR = "run_record"
+_VERSION = re.compile(r"^[0-9]+$")
+
+
+def existing_versions(model_dir: str | os.PathLike) -> list[int]:
+    """Numeric version folders under ``model_dir``, ascending (what TF Serving would see)."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and _VERSION.match(p.name))
+
+
+def export_classifier(
+    model: keras.Model,
+    *,
+    export_dir: str | os.PathLike,
+    name: str,
+    run_record_dir: str | os.PathLike | None = None,
+    version: int | None = None,
+) -> Path:
+    """Exports ``model`` (uint8 images -> logits) to ``export_dir/name/<version>``.
+
+    Without ``version`` the next free number is taken (1 for a new model). Returns
+    the version folder.
+    """
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name):
+        raise ValueError(f"model name {name!r}: use letters, digits, '_', '-' and '.' only.")
+    (image_input,) = model.inputs
+    if image_input.dtype != "uint8":
+        raise ValueError(
+            f"{model.name} takes {image_input.dtype} inputs; export a model that takes raw uint8 "
+            "images (see keraszoo.models.build_image_classifier)."
+        )
+    model_dir = Path(export_dir) / name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tmp = model_dir / f".tmp-export-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+
+    def serve(images):
+        logits = model(images, training=False)
+        return {"probabilities": tf.nn.softmax(logits, axis=-1), "logits": logits}
+
+    spec = tf.TensorSpec((None, *image_input.shape[1:]), tf.uint8, name="images")
+    archive.add_endpoint(name=SIGNATURE_NAME, fn=serve, input_signature=[spec])
+    archive.write_out(str(tmp), verbose=False)
+    if run_record_dir is not None:
+        shutil.copytree(run_record_dir, tmp / RUN_RECORD_DIR, ignore=_not_record_files)
+    return _publish(tmp, model_dir, version)
+
+
+def _not_record_files(directory, names):
+    # Resume checkpoints (weights + optimizer state) and temporary files are not shipped.
+    return [n for n in names if n == "checkpoint" or n.startswith(".")]
+
+
+def _publish(tmp: Path, model_dir: Path, version: int | None) -> Path:
+    """Renames ``tmp`` to the next free version; a concurrent export just takes the one after."""
+    wanted = version
+    for _ in range(100):
+        number = wanted if wanted is not None else max(existing_versions(model_dir), default=0) + 1
+        final = model_dir / str(number)
+        try:
+            os.rename(tmp, final)  # atomic; fails if another export took this number
+            return final
+        except OSError:
+            if wanted is not None or not final.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise FileExistsError(f"{final} exists already: pick another version.") from None
+    raise RuntimeError(f"could not find a free version under {model_dir}")
+
+
+def load_serving_fn(version_dir: str | os.PathLike):
+    """The ``serving_default`` function of an exported model, as TF Serving would call it."""
+    return tf.saved_model.load(str(version_dir)).signatures[SIGNATURE_NAME]

@@ -1,0 +1,25 @@
+"""Model builders: keyword-only functions returning uncompiled Keras models that output logits.
+
+``MODEL_BUILDERS`` maps registered names to builders; ``build_model(name, **kwargs)``
+looks one up with a clear error for unknown names.
+"""
+
+from keraszoo.models.classifier import build_image_classifier, pixel_scaling
+from keraszoo.models.course_cnn import build_course_cnn
+
+MODEL_BUILDERS = {
+    "course_cnn": build_course_cnn,
+}
+
+
+def build_model(name: str, **kwargs):
+    try:
+        builder = MODEL_BUILDERS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown model {name!r}; registered models: {sorted(MODEL_BUILDERS)}"
+        ) from None
+    return builder(**kwargs)
+
+
+__all__ = ["MODEL_BUILDERS", "build_course_cnn", "build_image_classifier", "build_model", "pixel_scaling"]

@@ -1,0 +1,123 @@
+"""The run record left next to every trained model.
+
+``config.json`` (what was asked), ``history.csv`` (one row per epoch),
+``curves.png`` (train vs test loss and accuracy, one figure like the course's),
+``metrics.json`` (final numbers, seed, wall time, library versions, hardware).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+from pathlib import Path
+
+CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.csv"
+CURVES_FILE = "curves.png"
+METRICS_FILE = "metrics.json"
+RECORD_FILES = (CONFIG_FILE, HISTORY_FILE, CURVES_FILE, METRICS_FILE)
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Written to a temporary file then renamed, so a kill never leaves half a JSON file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())
+
+
+def write_history(path: Path, rows: list[dict]) -> None:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def read_history(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _number(text: str):
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return int(value) if value.is_integer() and "." not in text and "e" not in text else value
+
+
+def plot_curves(path: Path, rows: list[dict], *, title: str, initial: dict | None = None) -> None:
+    """Loss and accuracy per epoch, train vs test, side by side (the course's figures 1-9)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: works on machines without a display
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        test_x, test_y = list(epochs), [row[f"val_{metric}"] for row in rows]
+        if initial and f"initial_test_{metric}" in initial:
+            # Epoch 0 is the untrained model: the chance-level start the course asks about.
+            test_x, test_y = [0, *test_x], [initial[f"initial_test_{metric}"], *test_y]
+        ax.plot(epochs, [row[metric] for row in rows], "o-", label="train", markersize=3)
+        ax.plot(test_x, test_y, "s-", label="test", markersize=3)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[0].set_title("loss (cross-entropy)")
+    axes[1].set_title("accuracy")
+    fig.suptitle(title)
+    fig.tight_layout()
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict:
+    """Library versions and hardware, for the record."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    import tensorflow_datasets as tfds
+
+    import keraszoo
+
+    gpus = []
+    for device in tf.config.list_physical_devices("GPU"):
+        details = tf.config.experimental.get_device_details(device)
+        gpus.append(details.get("device_name", device.name))
+    return {
+        "keraszoo": keraszoo.__version__,
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "tensorflow_datasets": tfds.__version__,
+        "numpy": np.__version__,
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "gpus": gpus,
+    }

@@ -1,0 +1,238 @@
+"""The training loop every recipe shares: compile, fit with resume, evaluate, record.
+
+A recipe seeds (``seed_everything``), builds its model, then calls ``train``.
+``train`` resumes from the run folder's checkpoint when there is one, so a run
+killed at any point and started again with the same command continues from its
+last finished epoch with the same weights, optimizer state and data order.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from keraszoo.data import SplitData, batches, epoch_batches
+from keraszoo.training import run_record
+from keraszoo.training.checkpoint import EpochCheckpoint
+from keraszoo.config import TrainConfig, changed_fields
+
+CHECKPOINT_DIR = "checkpoint"
+
+
+class RunFolderConflict(RuntimeError):
+    """The run folder holds an unfinished run that was started with another config."""
+
+
+@dataclass
+class TrainResult:
+    metrics: dict
+    history: list[dict]
+    output_dir: Path
+
+
+def seed_everything(seed: int, *, deterministic: bool = True) -> None:
+    """Seeds Python, NumPy, TensorFlow and Keras; optionally makes TF ops deterministic.
+
+    Call before building the model: the seed fixes the initial weights.
+    """
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum)
+    if config.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate=config.learning_rate)
+    raise ValueError(f"optimizer={config.optimizer!r}: expected 'sgd' or 'adam'.")
+
+
+def compile_classifier(model: keras.Model, config: TrainConfig) -> None:
+    """Sparse cross-entropy on logits and accuracy: what every keraszoo classifier trains with."""
+    model.compile(
+        optimizer=make_optimizer(config),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        # Keras's "auto" turns XLA on; it made the course's CNN ~2x slower on our CPUs.
+        jit_compile=False,
+    )
+
+
+def _current_learning_rate(model) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
+class _EpochRecorder(keras.callbacks.Callback):
+    """Appends each epoch to the history, then checkpoints and redraws the record.
+
+    Runs after every other callback so that it sees their logs (e.g. a schedule's
+    learning rate), and checkpoints the history together with the weights, so the
+    history on disk never disagrees with the state a resume starts from.
+    """
+
+    def __init__(self, state: dict, checkpoint: EpochCheckpoint, output_dir: Path, title: str):
+        super().__init__()
+        self.state, self.checkpoint, self.output_dir, self.title = state, checkpoint, output_dir, title
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+        self._train_time = None
+
+    def on_test_begin(self, logs=None):
+        # Validation runs inside fit after the epoch's training steps.
+        if self._train_time is None:
+            self._train_time = time.perf_counter() - self._epoch_start
+
+    def on_epoch_end(self, epoch, logs=None):
+        epoch_time = time.perf_counter() - self._epoch_start
+        row = {"epoch": epoch + 1}
+        row.update({key: float(value) for key, value in (logs or {}).items()})
+        row["learning_rate"] = row.pop("learning_rate", _current_learning_rate(self.model))
+        row["train_time_s"] = round(self._train_time or epoch_time, 3)
+        row["epoch_time_s"] = round(epoch_time, 3)
+        self.state["history"].append(row)
+        self.state["epoch"] = epoch + 1
+        self.checkpoint.save(self.model, self.state)
+        write_record_files(self.output_dir, self.state["history"], self.title, self.state["initial"])
+
+
+def write_record_files(output_dir: Path, history: list[dict], title: str, initial: dict) -> None:
+    run_record.write_history(output_dir / run_record.HISTORY_FILE, history)
+    run_record.plot_curves(output_dir / run_record.CURVES_FILE, history, title=title, initial=initial)
+
+
+def _start_or_resume(model, config: TrainConfig, output_dir: Path, checkpoint: EpochCheckpoint):
+    config_path = output_dir / run_record.CONFIG_FILE
+    if checkpoint.latest() is not None and config_path.is_file():
+        diffs = changed_fields(run_record.read_json(config_path), config.to_dict())
+        if diffs:
+            listed = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in diffs.items())
+            raise RunFolderConflict(
+                f"{output_dir} holds an unfinished run started with other options ({listed}). "
+                "Resume it with the same options (only --epochs may change), choose another "
+                f"--output, or delete {output_dir / CHECKPOINT_DIR} to start over."
+            )
+        state = checkpoint.restore(model)
+        if state["epoch"] > config.epochs:
+            raise RunFolderConflict(
+                f"{output_dir} has already trained {state['epoch']} epochs, more than "
+                f"--epochs {config.epochs}. Ask for at least {state['epoch']} epochs, choose "
+                f"another --output, or delete {output_dir / CHECKPOINT_DIR} to start over."
+            )
+        state["resumed_at"].append(state["epoch"])
+        print(f"Resuming the run in {output_dir} after epoch {state['epoch']} of {config.epochs}.")
+    else:
+        checkpoint.clear()
+        for name in run_record.RECORD_FILES:  # a finished run's record is replaced, not mixed in
+            (output_dir / name).unlink(missing_ok=True)
+        state = {"epoch": 0, "history": [], "initial": {}, "resumed_at": []}
+    run_record.write_json(config_path, config.to_dict())
+    return state
+
+
+def train(
+    model: keras.Model,
+    *,
+    train_data: SplitData,
+    test_data: SplitData,
+    config: TrainConfig,
+    output_dir: str | Path,
+    title: str | None = None,
+    callbacks: list[keras.callbacks.Callback] = (),
+    record: dict | None = None,
+) -> TrainResult:
+    """Trains ``model`` (compiling it if needed), evaluating ``test_data`` after every epoch.
+
+    Writes the run record into ``output_dir`` as it goes and returns the final
+    metrics (also in ``metrics.json``). ``record`` adds recipe-specific entries
+    (dataset name, variant, ...) to the metrics. The resume checkpoint stays in
+    ``output_dir/checkpoint`` until ``finish_run`` removes it, so a kill during
+    export does not cost the training.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    title = title or model.name
+    if not model.compiled:
+        compile_classifier(model, config)
+    checkpoint = EpochCheckpoint(output_dir / CHECKPOINT_DIR)
+    state = _start_or_resume(model, config, output_dir, checkpoint)
+
+    test_batches = batches(test_data, batch_size=config.batch_size)
+    if config.evaluate_at_init and not state["initial"]:
+        start = time.perf_counter()
+        initial = model.evaluate(test_batches, verbose=0, return_dict=True)
+        state["initial"] = {
+            "initial_test_loss": float(initial["loss"]),
+            "initial_test_accuracy": float(initial["accuracy"]),
+            "initial_eval_time_s": round(time.perf_counter() - start, 3),
+        }
+        print(f"Untrained model: test loss {state['initial']['initial_test_loss']:.4f} (chance level "
+              f"for {model.output_shape[-1]} classes: ln({model.output_shape[-1]}) = "
+              f"{float(tf.math.log(float(model.output_shape[-1]))):.4f})")
+
+    if state["epoch"] < config.epochs:
+        stream, steps_per_epoch = epoch_batches(
+            train_data,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            first_epoch=state["epoch"],
+            last_epoch=config.epochs,
+        )
+        recorder = _EpochRecorder(state, checkpoint, output_dir, title)
+        model.fit(
+            stream,
+            epochs=config.epochs,
+            initial_epoch=state["epoch"],
+            steps_per_epoch=steps_per_epoch,
+            validation_data=test_batches,
+            shuffle=False,  # the stream is already shuffled, per epoch and reproducibly
+            callbacks=[*callbacks, recorder],
+            verbose=config.keras_verbose(),
+        )
+    history = state["history"][: config.epochs]
+    metrics = _final_metrics(history, state, config, train_data, test_data, record or {})
+    write_record_files(output_dir, history, title, state["initial"])
+    run_record.write_json(output_dir / run_record.METRICS_FILE, metrics)
+    return TrainResult(metrics=metrics, history=history, output_dir=output_dir)
+
+
+def _final_metrics(history, state, config, train_data, test_data, record) -> dict:
+    if not history:
+        raise RuntimeError("training produced no epoch; check --epochs and the training split.")
+    last = history[-1]
+    best = max(history, key=lambda row: row["val_accuracy"])
+    train_times = [row["train_time_s"] for row in history]
+    return {
+        **record,
+        "test_accuracy": last["val_accuracy"],
+        "test_loss": last["val_loss"],
+        "train_accuracy": last["accuracy"],
+        "train_loss": last["loss"],
+        "best_epoch": best["epoch"],
+        "best_test_accuracy": best["val_accuracy"],
+        **state["initial"],
+        "epochs": len(history),
+        "seed": config.seed,
+        "train_split": train_data.split,
+        "test_split": test_data.split,
+        "num_train_examples": train_data.num_examples,
+        "num_test_examples": test_data.num_examples,
+        "wall_time_s": round(
+            sum(row["epoch_time_s"] for row in history)
+            + state["initial"].get("initial_eval_time_s", 0.0),
+            3,
+        ),
+        "mean_train_time_per_epoch_s": round(sum(train_times) / len(train_times), 3),
+        "resumed_at_epochs": state["resumed_at"],
+        "environment": run_record.environment(),
+    }
+
+
+def finish_run(output_dir: str | Path) -> None:
+    """Drops the resume checkpoint once the run's outputs are safe (after export)."""
+    EpochCheckpoint(Path(output_dir) / CHECKPOINT_DIR).clear()

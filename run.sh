@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# keraszoo's two entry points on a fresh machine (Python >= 3.10 with venv):
+#   ./run.sh quickstart   create .venv, train the course's CIFAR-10 CNN briefly, export it
+#                         to saved_models/cifar10_cnn/<version>/ and serve predictions from it
+#   ./run.sh test [ARGS]  create .venv, run the test suite (ARGS go to pytest)
+# Data: a prepared TFDS data_dir from $TFDS_DATA_DIR, else ../shared/tensorflow_datasets.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if [ -z "${TFDS_DATA_DIR:-}" ] && [ -d ../shared/tensorflow_datasets ]; then
+  export TFDS_DATA_DIR="$(cd ../shared/tensorflow_datasets && pwd)"
+fi
+
+venv="${KERASZOO_VENV:-.venv}"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+# Reinstall only when the package definition changed since the last install.
+stamp="$venv/.keraszoo-installed"
+if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  "$venv/bin/python" -m pip install --quiet --upgrade pip
+  "$venv/bin/python" -m pip install --quiet -e '.[test]'
+  touch "$stamp"
+fi
+export PATH="$PWD/$venv/bin:$PATH"
+
+case "${1:-quickstart}" in
+  quickstart)
+    shift || true
+    # Two epochs on 10,000 images with momentum: about two minutes on 2 CPU cores.
+    python recipes/cifar10_cnn.py --epochs 2 --train-split 'train[:10000]' --momentum 0.9 \
+      --output runs/quickstart "$@"
+    keraszoo show saved_models/cifar10_cnn
+    keraszoo evaluate saved_models/cifar10_cnn --split 'test[:2000]'
+    ;;
+  test)
+    shift
+    exec python -m pytest "$@"
+    ;;
+  *)
+    sed -n '2,7p' "$0"
+    exit 2
+    ;;
+esac

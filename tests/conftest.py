@@ -1,0 +1,65 @@
+"""Shared fixtures: the prepared TFDS data_dir and the recipes (scripts, not package modules)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = ROOT / "recipes"
+
+
+def _data_dir() -> Path | None:
+    for candidate in (os.environ.get("TFDS_DATA_DIR"), ROOT.parent / "shared" / "tensorflow_datasets"):
+        if candidate and (Path(candidate) / "cifar10").is_dir():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> str:
+    found = _data_dir()
+    if found is None:
+        pytest.skip("no prepared TFDS data_dir: set TFDS_DATA_DIR (see README)")
+    return str(found)
+
+
+def load_recipe(name: str):
+    """Imports ``recipes/<name>.py`` as a module, so tests can call its ``main(config)``."""
+    spec = importlib.util.spec_from_file_location(f"recipes_{name}", RECIPES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def cifar10_recipe():
+    return load_recipe("cifar10_cnn")
+
+
+@pytest.fixture(scope="session")
+def short_cifar10_run(cifar10_recipe, data_dir, tmp_path_factory):
+    """One real, short training of the course CNN on 1,024 CIFAR-10 images, exported.
+
+    Shared by the training, record and export tests: training is the slow part.
+    """
+    root = tmp_path_factory.mktemp("short_run")
+    config = cifar10_recipe.Cifar10CNNConfig(
+        data_dir=data_dir,
+        train_split="train[:1024]",
+        test_split="test[:512]",
+        epochs=2,
+        batch_size=64,
+        learning_rate=0.05,
+        momentum=0.9,
+        output=str(root / "run"),
+        export_dir=str(root / "saved_models"),
+        verbose="0",
+    )
+    metrics = cifar10_recipe.main(config)
+    return config, metrics

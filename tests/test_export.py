@@ -1,0 +1,66 @@
+"""SavedModel export: TF Serving layout, uint8 signature, outputs equal to the Keras model's."""
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keraszoo.export import existing_versions, export_classifier, load_serving_fn
+from keraszoo.models import build_course_cnn, build_image_classifier, pixel_scaling
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    keras.utils.set_random_seed(5)
+    return build_image_classifier(
+        backbone=build_course_cnn(), image_shape=(32, 32, 3), preprocessing=[pixel_scaling()]
+    )
+
+
+def _images(n=4):
+    return np.random.default_rng(0).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+
+
+def test_exported_signature_matches_the_keras_model(classifier, tmp_path):
+    version_dir = export_classifier(classifier, export_dir=tmp_path, name="cnn")
+    assert version_dir == tmp_path / "cnn" / "1"
+    serve = load_serving_fn(version_dir)
+    (spec,) = serve.structured_input_signature[1].values()
+    assert spec.dtype == tf.uint8 and spec.shape.as_list() == [None, 32, 32, 3]
+    outputs = serve(images=tf.constant(_images()))
+    assert set(outputs) == {"probabilities", "logits"}
+    logits = classifier(_images(), training=False)
+    np.testing.assert_allclose(outputs["logits"], logits, atol=1e-5)
+    np.testing.assert_allclose(outputs["probabilities"], tf.nn.softmax(logits), atol=1e-5)
+    np.testing.assert_allclose(outputs["probabilities"].numpy().sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_versions_increase_and_half_written_folders_are_not_versions(classifier, tmp_path):
+    (tmp_path / "cnn" / ".tmp-export-999").mkdir(parents=True)  # what a crashed export leaves
+    first = export_classifier(classifier, export_dir=tmp_path, name="cnn")
+    second = export_classifier(classifier, export_dir=tmp_path, name="cnn")
+    assert (first.name, second.name) == ("1", "2")
+    assert existing_versions(tmp_path / "cnn") == [1, 2]
+    with pytest.raises(FileExistsError):
+        export_classifier(classifier, export_dir=tmp_path, name="cnn", version=2)
+    assert not [p for p in (tmp_path / "cnn").iterdir() if p.name.startswith(".tmp") and p.name != ".tmp-export-999"]
+
+
+def test_float_input_models_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="raw uint8"):
+        export_classifier(build_course_cnn(), export_dir=tmp_path, name="cnn")
+
+
+def test_recipe_export_serves_and_carries_its_run_record(short_cifar10_run):
+    config, metrics = short_cifar10_run
+    version_dir = Path(metrics["saved_model"])
+    assert version_dir.parent == Path(config.export_dir) / "cifar10_cnn"
+    record = version_dir / "run_record"
+    assert json.loads((record / "metrics.json").read_text())["test_accuracy"] == metrics["test_accuracy"]
+    assert not (record / "checkpoint").exists()  # no optimizer state shipped
+    serve = load_serving_fn(version_dir)
+    probabilities = serve(images=tf.constant(_images(2)))["probabilities"]
+    assert probabilities.shape == (2, 10)

@@ -1,0 +1,89 @@
+"""A short real training on CIFAR-10: chance-level start, falling loss, a complete run record."""
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from keraszoo.training import RunFolderConflict
+from keraszoo.training.run_record import read_history
+
+
+def test_first_loss_is_chance_level_and_loss_decreases(short_cifar10_run):
+    config, metrics = short_cifar10_run
+    # The course's "error at the start": an untrained 10-class net predicts ~uniformly.
+    assert metrics["initial_test_loss"] == pytest.approx(math.log(10), abs=0.1)
+    history = read_history(Path(config.output) / "history.csv")
+    assert [row["epoch"] for row in history] == [1, 2]
+    assert history[1]["loss"] < history[0]["loss"] < metrics["initial_test_loss"]
+    assert metrics["train_loss"] == history[-1]["loss"]
+    assert metrics["test_accuracy"] > 0.15  # above chance after two epochs on 1,024 images
+
+
+def test_run_record_is_complete(short_cifar10_run):
+    config, metrics = short_cifar10_run
+    run = Path(config.output)
+    assert json.loads((run / "config.json").read_text())["train_split"] == "train[:1024]"
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = json.loads((run / "metrics.json").read_text())
+    for key in ("test_accuracy", "test_loss", "epochs", "seed", "wall_time_s", "environment"):
+        assert key in saved
+    assert saved["epochs"] == 2 and saved["num_train_examples"] == 1024
+    assert saved["environment"]["tensorflow"] and saved["environment"]["cpu"]
+    assert saved["num_params"] == 1_191_170
+    columns = read_history(run / "history.csv")[0].keys()
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_time_s"} <= set(columns)
+    assert not (run / "checkpoint").exists()  # dropped once the export is safe
+
+
+def test_same_seed_gives_the_same_metrics(short_cifar10_run, cifar10_recipe, tmp_path):
+    config, metrics = short_cifar10_run
+    again = cifar10_recipe.main(
+        dataclasses.replace(config, output=str(tmp_path / "again"), export=False)
+    )
+    for key in ("test_accuracy", "test_loss", "train_loss", "initial_test_loss"):
+        assert again[key] == metrics[key], key
+
+
+def test_resuming_with_other_options_is_refused(cifar10_recipe, data_dir, tmp_path):
+    from keraszoo.training.checkpoint import EpochCheckpoint
+
+    config = cifar10_recipe.Cifar10CNNConfig(
+        data_dir=data_dir, train_split="train[:64]", test_split="test[:64]", epochs=1,
+        output=str(tmp_path / "run"), export=False, verbose="0", evaluate_at_init=False,
+    )
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config.to_dict()))
+    EpochCheckpoint(tmp_path / "run" / "checkpoint").directory.joinpath("epoch-00001").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoint" / "epoch-00001" / "state.json").write_text("{}")
+    with pytest.raises(RunFolderConflict, match="learning_rate: 0.1 -> 0.01"):
+        cifar10_recipe.main(dataclasses.replace(config, learning_rate=0.01))
+
+
+def test_checkpoint_restores_weights_and_optimizer_state(tmp_path):
+    """Momentum buffers and the step count must come back too, or a resume is not exact."""
+    import keras
+    import numpy as np
+
+    from keraszoo.training.checkpoint import EpochCheckpoint
+
+    def make():
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+        model.compile(keras.optimizers.SGD(0.1, momentum=0.9), "mse")
+        return model
+
+    x, y = np.ones((8, 4), "float32"), np.zeros((8, 3), "float32")
+    trained = make()
+    trained.fit(x, y, epochs=2, batch_size=4, verbose=0)
+    EpochCheckpoint(tmp_path).save(trained, {"epoch": 2})
+    restored = make()
+    assert EpochCheckpoint(tmp_path).restore(restored) == {"epoch": 2}
+    assert int(restored.optimizer.iterations.numpy()) == 4
+    for got, want in zip(restored.optimizer.variables, trained.optimizer.variables):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    for got, want in zip(restored.weights, trained.weights):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    assert [p.name for p in tmp_path.iterdir()] == ["epoch-00002"]  # no temporary folder left
