@@ -4,6 +4,7 @@
     keraszoo data [--data-dir DIR]  which datasets a TFDS data_dir has prepared
     keraszoo show PATH              an exported SavedModel: signature and run record
     keraszoo evaluate PATH          score an exported SavedModel on a dataset split, from disk
+    keraszoo describe MODEL         per-layer table and receptive fields of a builder or saved model
 
 Training is done by the recipe scripts (``python recipes/<recipe>.py --help``).
 """
@@ -112,6 +113,90 @@ def _evaluate(args) -> int:
     return 0
 
 
+COURSE_NOTE = (
+    "note: the course's table sums these to 1,191,000; the exact count is 1,190,000 weights "
+    "+ 1,170 biases = 1,191,170 parameters."
+)
+
+
+def _load_for_analysis(spec: str, input_shape: tuple | None):
+    """A registered builder name, a .keras file, or an exported SavedModel (folder or version)."""
+    import keras
+
+    from keraszoo.export import load_keras_model
+    from keraszoo.models import MODEL_BUILDERS, build_model
+
+    if spec in MODEL_BUILDERS:
+        return build_model(spec, **({"image_shape": input_shape} if input_shape else {}))
+    path = Path(spec)
+    if path.suffix == ".keras" and path.is_file():
+        return keras.models.load_model(path)
+    serving_dir = _serving_dir(path) if path.is_dir() else None
+    if serving_dir is not None:
+        return load_keras_model(serving_dir)
+    raise ValueError(
+        f"{spec!r} is neither a registered model ({', '.join(sorted(MODEL_BUILDERS))}), "
+        "a .keras file, nor an exported SavedModel folder."
+    )
+
+
+def _describe(args) -> int:
+    from keraszoo.analysis import UnsupportedLayerError, format_fields, layer_table, receptive_fields
+
+    input_shape = tuple(int(v) for v in args.input_shape.split(",")) if args.input_shape else None
+    try:
+        model = _load_for_analysis(args.model, input_shape)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    table = layer_table(model)
+    try:
+        fields, fields_error = receptive_fields(model), None
+    except UnsupportedLayerError as error:
+        fields, fields_error = [], str(error)
+    report = _chance_level(model, args) if args.chance_level else None
+    if args.json:
+        print(json.dumps({
+            "model": model.name,
+            "layers": table.as_dicts(),
+            "totals": {"weights": table.weights, "biases": table.biases,
+                       "non_trainable": table.non_trainable, "parameters": table.total},
+            "receptive_fields": [
+                {"layer": row.name, "size": row.field.size, "jump": row.field.jump, "start": row.field.start}
+                for row in fields
+            ],
+            "receptive_fields_error": fields_error,
+            "chance_level": report,
+        }, indent=2))
+        return 0
+    print(f"{model.name}: input {model.input_shape[1:]}, output {model.output_shape[1:]}\n")
+    print(table.format())
+    if args.model == "cifar_cnn" and not input_shape:
+        print(COURSE_NOTE)
+    print("\nreceptive fields (size and jump in input pixels; start = centre of the first unit's field)")
+    print(format_fields(fields) if fields else f"  not available: {fields_error}")
+    if report:
+        from keraszoo.analysis import format_report
+
+        print(f"\nchance level on {args.dataset} {args.split}: {format_report(report)}")
+    return 0
+
+
+def _chance_level(model, args) -> dict:
+    """Loss of a freshly initialised copy of ``model`` on real data, against ln(C)."""
+    import keras
+    import tensorflow as tf
+
+    from keraszoo.analysis import evaluate_chance_level
+    from keraszoo.data import load_dataset
+
+    untrained = keras.models.clone_model(model)  # same architecture, new random weights
+    dataset = load_dataset(args.dataset, args.split, batch_size=256, data_dir=args.data_dir)
+    if untrained.inputs[0].dtype != "uint8":  # builders take float pixels in [0, 1]
+        dataset = dataset.map(lambda x, y: (tf.cast(x, "float32") / 255.0, y))
+    return evaluate_chance_level(untrained, dataset)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="keraszoo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -132,6 +217,20 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data-dir", help="TFDS data_dir (default: $TFDS_DATA_DIR)")
     evaluate.add_argument("--show", type=int, default=8, help="predictions to print (default: 8)")
     evaluate.set_defaults(run=_evaluate)
+    describe = commands.add_parser(
+        "describe", help="per-layer table and receptive fields of a model",
+        description="Per-layer output shapes, weights and biases (course Q.10/Q.11) and receptive "
+        "fields (Q.7) of a registered builder, a .keras file or an exported SavedModel.",
+    )
+    describe.add_argument("model", help="registered name (see `keraszoo models`), .keras file or saved_models/<name>[/<version>]")
+    describe.add_argument("--input-shape", help="H,W,C for a registered builder (default: its own)")
+    describe.add_argument("--json", action="store_true", help="print the tables as JSON")
+    describe.add_argument("--chance-level", action="store_true",
+                          help="also evaluate an untrained copy on real data against ln(C) and 1/C")
+    describe.add_argument("--dataset", default="cifar10", help="dataset for --chance-level (default: cifar10)")
+    describe.add_argument("--split", default="test[:2000]", help="split for --chance-level (default: test[:2000])")
+    describe.add_argument("--data-dir", help="TFDS data_dir (default: $TFDS_DATA_DIR)")
+    describe.set_defaults(run=_describe)
     return parser
 
 

@@ -55,7 +55,7 @@ def test_keraszoo_entry_point(data_dir):
     done = _run("-m", "keraszoo", "--help")
     assert done.returncode == 0 and "models" in done.stdout
     done = _run("-m", "keraszoo", "models")
-    assert "course_cnn" in done.stdout and "1,191,170" in done.stdout
+    assert "cifar_cnn" in done.stdout and "1,191,170" in done.stdout
     done = _run("-m", "keraszoo", "data", "--data-dir", data_dir)
     assert done.returncode == 0 and "cifar10" in done.stdout and "50,000" in done.stdout
 

@@ -61,10 +61,10 @@ def test_bad_arguments_are_explained(kwargs, message):
 
 
 def test_registry_builds_by_name_and_rejects_unknown_names():
-    assert build_model("course_cnn").count_params() == 1_191_170
+    assert build_model("cifar_cnn").count_params() == 1_191_170
     with pytest.raises(ValueError, match="registered models"):
         build_model("resnet9000")
-    assert "course_cnn" in MODEL_BUILDERS
+    assert "cifar_cnn" in MODEL_BUILDERS
 
 
 def test_uint8_classifier_round_trips_through_keras_file(tmp_path):

@@ -64,3 +64,14 @@ def test_recipe_export_serves_and_carries_its_run_record(short_cifar10_run):
     serve = load_serving_fn(version_dir)
     probabilities = serve(images=tf.constant(_images(2)))["probabilities"]
     assert probabilities.shape == (2, 10)
+
+
+def test_keras_model_rebuilds_from_an_export(classifier, tmp_path):
+    from keraszoo.export import load_keras_model
+
+    version_dir = export_classifier(classifier, export_dir=tmp_path, name="cnn")
+    rebuilt = load_keras_model(version_dir)
+    np.testing.assert_allclose(rebuilt(_images()), classifier(_images()), atol=1e-6)
+    (version_dir / "keras_model.json").unlink()
+    with pytest.raises(FileNotFoundError, match="has no keras_model.json"):
+        load_keras_model(version_dir)

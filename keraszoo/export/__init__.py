@@ -5,7 +5,9 @@ from keraszoo.export.saved_model import (
     SIGNATURE_NAME,
     existing_versions,
     export_classifier,
+    load_keras_model,
     load_serving_fn,
 )
 
-__all__ = ["RUN_RECORD_DIR", "SIGNATURE_NAME", "existing_versions", "export_classifier", "load_serving_fn"]
+__all__ = ["RUN_RECORD_DIR", "SIGNATURE_NAME", "existing_versions", "export_classifier", "load_keras_model",
+           "load_serving_fn"]

@@ -25,6 +25,9 @@ import tensorflow as tf
 
 SIGNATURE_NAME = "serving_default"
 RUN_RECORD_DIR = "run_record"
+# The Keras architecture, so analysis tools and fine-tuning can rebuild the model
+# from an export (TF Serving ignores files it does not know).
+KERAS_CONFIG_FILE = "keras_model.json"
 _VERSION = re.compile(r"^[0-9]+$")
 
 
@@ -72,6 +75,7 @@ def export_classifier(
     spec = tf.TensorSpec((None, *image_input.shape[1:]), tf.uint8, name="images")
     archive.add_endpoint(name=SIGNATURE_NAME, fn=serve, input_signature=[spec])
     archive.write_out(str(tmp), verbose=False)
+    (tmp / KERAS_CONFIG_FILE).write_text(model.to_json())
     if run_record_dir is not None:
         shutil.copytree(run_record_dir, tmp / RUN_RECORD_DIR, ignore=_not_record_files)
     return _publish(tmp, model_dir, version)
@@ -96,6 +100,32 @@ def _publish(tmp: Path, model_dir: Path, version: int | None) -> Path:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise FileExistsError(f"{final} exists already: pick another version.") from None
     raise RuntimeError(f"could not find a free version under {model_dir}")
+
+
+def load_keras_model(version_dir: str | os.PathLike) -> keras.Model:
+    """Rebuilds the exported Keras model: architecture from its JSON, weights from the SavedModel.
+
+    The SavedModel keeps the model's variables in ``model.variables`` order; names
+    and shapes are checked one by one so that a mismatch fails loudly.
+    """
+    version_dir = Path(version_dir)
+    config_file = version_dir / KERAS_CONFIG_FILE
+    if not config_file.is_file():
+        raise FileNotFoundError(
+            f"{version_dir} has no {KERAS_CONFIG_FILE} (it was not exported by keraszoo's export_classifier), so its "
+            "Keras architecture is unknown. Load it with tf.saved_model.load instead."
+        )
+    model = keras.models.model_from_json(config_file.read_text())
+    restored = tf.saved_model.load(str(version_dir)).variables
+    if len(restored) != len(model.variables):
+        raise ValueError(f"{version_dir}: {len(restored)} saved variables, model has {len(model.variables)}.")
+    for variable, saved in zip(model.variables, restored):
+        saved_name = saved.name.split(":")[0]
+        if not variable.path.endswith(saved_name) or tuple(variable.shape) != tuple(saved.shape):
+            raise ValueError(f"{version_dir}: saved {saved_name} {saved.shape} does not fit "
+                             f"{variable.path} {variable.shape}.")
+        variable.assign(saved)
+    return model
 
 
 def load_serving_fn(version_dir: str | os.PathLike):

@@ -8,7 +8,7 @@ from keraszoo.models.classifier import build_image_classifier, pixel_scaling
 from keraszoo.models.course_cnn import build_course_cnn
 
 MODEL_BUILDERS = {
-    "course_cnn": build_course_cnn,
+    "cifar_cnn": build_course_cnn,  # the course's CIFAR-10 CNN
 }
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from keraszoo.analysis.chance_level import chance_level_report, format_report
 from keraszoo.data import SplitData, batches, epoch_batches
 from keraszoo.training import run_record
 from keraszoo.training.checkpoint import EpochCheckpoint
@@ -166,14 +167,15 @@ def train(
     if config.evaluate_at_init and not state["initial"]:
         start = time.perf_counter()
         initial = model.evaluate(test_batches, verbose=0, return_dict=True)
+        report = chance_level_report(initial["loss"], initial["accuracy"], int(model.output_shape[-1]))
         state["initial"] = {
-            "initial_test_loss": float(initial["loss"]),
-            "initial_test_accuracy": float(initial["accuracy"]),
+            "initial_test_loss": report["initial_loss"],
+            "initial_test_accuracy": report["initial_accuracy"],
+            "chance_level_loss": report["chance_loss"],
+            "initial_loss_near_chance": report["ok"],
             "initial_eval_time_s": round(time.perf_counter() - start, 3),
         }
-        print(f"Untrained model: test loss {state['initial']['initial_test_loss']:.4f} (chance level "
-              f"for {model.output_shape[-1]} classes: ln({model.output_shape[-1]}) = "
-              f"{float(tf.math.log(float(model.output_shape[-1]))):.4f})")
+        print(f"Before training: {format_report(report)}")
 
     if state["epoch"] < config.epochs:
         stream, steps_per_epoch = epoch_batches(
