@@ -5,6 +5,8 @@
     keraszoo show PATH              an exported SavedModel: signature and run record
     keraszoo evaluate PATH          score an exported SavedModel on a dataset split, from disk
     keraszoo describe MODEL         per-layer table and receptive fields of a builder or saved model
+    keraszoo serve [MODEL_ROOT]     serve saved_models/ over TensorFlow Serving's REST API
+    keraszoo predict --model NAME IMAGE...   classify image files with a running server
 
 Training is done by the recipe scripts (``python recipes/<recipe>.py --help``).
 """
@@ -44,7 +46,7 @@ def _data(args) -> int:
             continue
         splits = _prepared_builder(name, data_dir).info.splits
         sizes = ", ".join(f"{split} {info.num_examples:,}" for split, info in sorted(splits.items()))
-        print(f"  {name:<10} {metadata.version:<7} image {metadata.image_shape}  "
+        print(f"  {name:<10} {metadata.version:<7} image {metadata.input_shape}  "
               f"{metadata.num_classes} classes  {sizes}")
     return 1 if missing else 0
 
@@ -197,6 +199,54 @@ def _chance_level(model, args) -> dict:
     return evaluate_chance_level(untrained, dataset)
 
 
+def _serve(args) -> int:
+    from keraszoo.serving.app import ServingConfig, serve
+
+    if not Path(args.model_root).is_dir():
+        print(f"error: {args.model_root} is not a folder; export a model first "
+              "(./run.sh quickstart) or pass the folder that holds <name>/<version>/.", file=sys.stderr)
+        return 2
+    config = ServingConfig(
+        model_root=args.model_root, batching=not args.no_batching, max_batch_size=args.max_batch_size,
+        batch_timeout_ms=args.batch_timeout_ms, max_body_bytes=args.max_body_bytes,
+        max_instances=args.max_instances, poll_interval_s=args.poll_interval,
+    )
+    serve(config, host=args.host, port=args.port)
+    return 0
+
+
+def _predict(args) -> int:
+    import numpy as np
+    import tensorflow as tf
+
+    from keraszoo.serving import Client, ServingError
+
+    client = Client(args.url)
+    try:
+        metadata = client.metadata(args.model)
+        signature = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
+        (spec,) = signature["inputs"].values()
+        height, width, channels = (int(d["size"]) for d in spec["tensor_shape"]["dim"][1:])
+        names = metadata["metadata"].get("keraszoo", {}).get("class_names")
+        images = []
+        for path in args.images:
+            # Decode and resize here, so any PNG/JPEG works whatever the model's input size.
+            image = tf.io.decode_image(Path(path).read_bytes(), channels=channels, expand_animations=False)
+            if tuple(image.shape[:2]) != (height, width):
+                image = tf.cast(tf.round(tf.image.resize(image, (height, width))), tf.uint8)
+            images.append(tf.io.encode_png(image).numpy())
+        predictions = client.predict_images(args.model, images)
+    except (ServingError, OSError, tf.errors.InvalidArgumentError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for path, prediction in zip(args.images, predictions):
+        probabilities = np.asarray(prediction["probabilities"])
+        best = np.argsort(probabilities)[::-1][: args.top]
+        labels = ", ".join(f"{names[i] if names else i} {probabilities[i]:.1%}" for i in best)
+        print(f"{path}: {labels}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="keraszoo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -231,6 +281,23 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("--split", default="test[:2000]", help="split for --chance-level (default: test[:2000])")
     describe.add_argument("--data-dir", help="TFDS data_dir (default: $TFDS_DATA_DIR)")
     describe.set_defaults(run=_describe)
+    serve = commands.add_parser("serve", help="serve exported models over TF Serving's REST API")
+    serve.add_argument("model_root", nargs="?", default="saved_models", help="folder of <name>/<version>/ (default: saved_models)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    serve.add_argument("--port", type=int, default=8501, help="port (default: 8501, as TF Serving's REST port)")
+    serve.add_argument("--no-batching", action="store_true", help="run every request on its own")
+    serve.add_argument("--max-batch-size", type=int, default=64, help="examples per batched model call (default: 64)")
+    serve.add_argument("--batch-timeout-ms", type=float, default=2.0, help="how long a batch waits to fill (default: 2)")
+    serve.add_argument("--max-body-bytes", type=int, default=16 * 2**20, help="largest request body (default: 16 MiB)")
+    serve.add_argument("--max-instances", type=int, default=1024, help="most examples per request (default: 1024)")
+    serve.add_argument("--poll-interval", type=float, default=1.0, help="seconds between scans for new versions")
+    serve.set_defaults(run=_serve)
+    predict = commands.add_parser("predict", help="classify image files with a running server")
+    predict.add_argument("images", nargs="+", help="PNG or JPEG files (resized to the model's input)")
+    predict.add_argument("--model", required=True, help="served model name, e.g. cifar10_cnn")
+    predict.add_argument("--url", default="http://127.0.0.1:8501", help="server (default: %(default)s)")
+    predict.add_argument("--top", type=int, default=3, help="classes to print per image (default: 3)")
+    predict.set_defaults(run=_predict)
     return parser
 
 

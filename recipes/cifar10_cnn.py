@@ -32,10 +32,10 @@ class Cifar10CNNConfig(TrainConfig):
 def build_model(config: Cifar10CNNConfig, metadata):
     from keraszoo.models import build_course_cnn, build_image_classifier, pixel_scaling
 
-    backbone = build_course_cnn(image_shape=metadata.image_shape, num_classes=metadata.num_classes)
+    backbone = build_course_cnn(image_shape=metadata.input_shape, num_classes=metadata.num_classes)
     return build_image_classifier(
         backbone=backbone,
-        image_shape=metadata.image_shape,
+        image_shape=metadata.input_shape,
         preprocessing=[pixel_scaling()],
         name=RECIPE,
     )

@@ -36,7 +36,7 @@ def test_cifar10_batches_are_uint8_images_and_int_labels(data_dir):
 
 def test_mnist_has_one_channel(data_dir):
     metadata = dataset_metadata("mnist", data_dir=data_dir)
-    assert metadata.image_shape == (28, 28, 1) and metadata.num_classes == 10
+    assert metadata.input_shape == (28, 28, 1) and metadata.num_classes == 10
     images, _ = next(iter(load_dataset("mnist", "test[:10]", batch_size=10, data_dir=data_dir)))
     assert images.shape == (10, 28, 28, 1)
 
@@ -44,7 +44,7 @@ def test_mnist_has_one_channel(data_dir):
 def test_cifar10_metadata_names_the_classes(data_dir):
     metadata = dataset_metadata("cifar10", data_dir=data_dir)
     assert metadata.class_names[0] == "airplane" and metadata.class_names[9] == "truck"
-    assert metadata.image_shape == (32, 32, 3)
+    assert metadata.input_shape == (32, 32, 3)
 
 
 def test_shuffling_is_seeded(data_dir):

@@ -1,5 +1,6 @@
-"""Datasets: prepared TFDS splits read into tf.data pipelines (see ``tfds_data``)."""
+"""Datasets: prepared TFDS splits read into tf.data pipelines (``tfds_data``), the circles toy set."""
 
+from keraszoo.data.circles import CIRCLES_METADATA, circles_split, make_circles
 from keraszoo.data.tfds_data import (
     DatasetMetadata,
     DatasetNotFoundError,
@@ -13,6 +14,9 @@ from keraszoo.data.tfds_data import (
 )
 
 __all__ = [
+    "CIRCLES_METADATA",
+    "circles_split",
+    "make_circles",
     "DatasetMetadata",
     "DatasetNotFoundError",
     "SplitData",

@@ -43,7 +43,7 @@ class DatasetMetadata:
     name: str
     version: str
     data_dir: str
-    image_shape: tuple[int, int, int]
+    input_shape: tuple[int, ...]  # one example: (height, width, channels) for images
     num_classes: int
     class_names: tuple[str, ...]
 
@@ -99,7 +99,7 @@ def dataset_metadata(name: str, *, data_dir: str | None = None) -> DatasetMetada
         name=name,
         version=str(builder.version),
         data_dir=resolve_data_dir(data_dir),
-        image_shape=tuple(int(d) for d in image.shape),
+        input_shape=tuple(int(d) for d in image.shape),
         num_classes=int(label.num_classes),
         class_names=class_names,
     )

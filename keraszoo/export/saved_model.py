@@ -4,7 +4,8 @@ TF Serving loads the highest numeric version folder and ignores others, so a
 version is written under a hidden temporary name and renamed into place: a crash
 never leaves a half-written version that a server would try to load. The
 ``serving_default`` signature takes raw ``uint8`` images and returns named
-outputs, ``probabilities`` and ``logits``. The run record is copied into the
+outputs, ``probabilities`` and ``logits`` (vector models, such as the MLP on
+2-D points, take ``features`` of their own dtype). The run record is copied into the
 version folder (``run_record/``), so whoever serves a model can see how it was made.
 
 Export an *inference* model: one that holds no training-only layer (random
@@ -47,18 +48,18 @@ def export_classifier(
     run_record_dir: str | os.PathLike | None = None,
     version: int | None = None,
 ) -> Path:
-    """Exports ``model`` (uint8 images -> logits) to ``export_dir/name/<version>``.
+    """Exports ``model`` (uint8 images or feature vectors -> logits) to ``export_dir/name/<version>``.
 
     Without ``version`` the next free number is taken (1 for a new model). Returns
     the version folder.
     """
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name):
         raise ValueError(f"model name {name!r}: use letters, digits, '_', '-' and '.' only.")
-    (image_input,) = model.inputs
-    if image_input.dtype != "uint8":
+    (model_input,) = model.inputs
+    if len(model_input.shape) == 4 and model_input.dtype != "uint8":
         raise ValueError(
-            f"{model.name} takes {image_input.dtype} inputs; export a model that takes raw uint8 "
-            "images (see keraszoo.models.build_image_classifier)."
+            f"{model.name} takes {model_input.dtype} images; export a model that takes raw uint8 "
+            "images (see keraszoo.models.build_image_classifier), as clients send them."
         )
     model_dir = Path(export_dir) / name
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -68,11 +69,12 @@ def export_classifier(
     archive = keras.export.ExportArchive()
     archive.track(model)
 
-    def serve(images):
-        logits = model(images, training=False)
+    def serve(inputs):
+        logits = model(inputs, training=False)
         return {"probabilities": tf.nn.softmax(logits, axis=-1), "logits": logits}
 
-    spec = tf.TensorSpec((None, *image_input.shape[1:]), tf.uint8, name="images")
+    input_name = model_input.name if model_input.name in ("images", "features") else "inputs"
+    spec = tf.TensorSpec((None, *model_input.shape[1:]), model_input.dtype, name=input_name)
     archive.add_endpoint(name=SIGNATURE_NAME, fn=serve, input_signature=[spec])
     archive.write_out(str(tmp), verbose=False)
     (tmp / KERAS_CONFIG_FILE).write_text(model.to_json())

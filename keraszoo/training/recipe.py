@@ -7,39 +7,61 @@ call to ``run_classification``; ``keraszoo.config.cli_main`` adds the command li
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 
 from keraszoo.config import TrainConfig
-from keraszoo.data import DatasetMetadata, dataset_metadata, read_split
+from keraszoo.data import DatasetMetadata, SplitData, dataset_metadata, read_split
 from keraszoo.export import export_classifier
 from keraszoo.training.trainer import finish_run, seed_everything, train
 
 ModelFactory = Callable[[TrainConfig, DatasetMetadata], keras.Model]
 
 
+@dataclass(frozen=True)
+class ClassificationData:
+    metadata: DatasetMetadata
+    train: SplitData
+    test: SplitData
+
+
+def load_tfds_data(dataset: str, config: TrainConfig) -> ClassificationData:
+    """The config's train and test splits of a prepared TFDS dataset."""
+    return ClassificationData(
+        metadata=dataset_metadata(dataset, data_dir=config.data_dir),
+        train=read_split(dataset, config.train_split, data_dir=config.data_dir),
+        test=read_split(dataset, config.test_split, data_dir=config.data_dir),
+    )
+
+
 def run_classification(
     config: TrainConfig,
     *,
     recipe: str,
-    dataset: str,
     build_model: ModelFactory,
+    dataset: str | None = None,
+    data: ClassificationData | None = None,
     export_name: str | None = None,
     export_model: Callable[[keras.Model], keras.Model] | None = None,
     callbacks: list[keras.callbacks.Callback] = (),
     record: dict | None = None,
+    after_training: Callable[[keras.Model, ClassificationData, Path], None] | None = None,
 ) -> dict:
     """Seeds, reads the splits, builds, trains (resuming if needed), exports; returns the metrics.
 
+    The data are the TFDS ``dataset``'s config splits, unless ``data`` is given.
+
     ``export_model`` maps the trained model to the inference model to export
     (default: the trained model itself), for recipes whose training model holds
-    augmentation layers.
+    augmentation layers. ``after_training(model, data, output_dir)`` may add files
+    (e.g. a plot) to the run record before it is exported with the model.
     """
     seed_everything(config.seed, deterministic=config.deterministic)
-    metadata = dataset_metadata(dataset, data_dir=config.data_dir)
-    train_data = read_split(dataset, config.train_split, data_dir=config.data_dir)
-    test_data = read_split(dataset, config.test_split, data_dir=config.data_dir)
+    if data is None:
+        data = load_tfds_data(dataset, config)
+    metadata, train_data, test_data = data.metadata, data.train, data.test
     model = build_model(config, metadata)
     output_dir = Path(config.output or Path("runs") / recipe / f"seed{config.seed}")
     result = train(
@@ -48,8 +70,9 @@ def run_classification(
         test_data=test_data,
         config=config,
         output_dir=output_dir,
-        title=f"{recipe} - {dataset} {config.train_split}, seed {config.seed}",
+        title=f"{recipe} - {metadata.name} {train_data.split}, seed {config.seed}",
         callbacks=list(callbacks),
+        num_classes=metadata.num_classes,
         record={
             "recipe": recipe,
             "dataset": f"{metadata.name}:{metadata.version}",
@@ -59,6 +82,8 @@ def run_classification(
         },
     )
     metrics = result.metrics
+    if after_training is not None:
+        after_training(model, data, output_dir)
     if config.export:
         inference_model = export_model(model) if export_model else model
         version_dir = export_classifier(
@@ -74,5 +99,5 @@ def run_classification(
         f"Test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f} after "
         f"{metrics['epochs']} epochs ({metrics['wall_time_s']:.0f} s). Run record: {output_dir}"
     )
-    return metrics
+    return {**metrics, "output_dir": str(output_dir)}
 

@@ -22,6 +22,7 @@ from keraszoo.training.checkpoint import EpochCheckpoint
 from keraszoo.config import TrainConfig, changed_fields
 
 CHECKPOINT_DIR = "checkpoint"
+EVAL_BATCH_SIZE = 256
 
 
 class RunFolderConflict(RuntimeError):
@@ -146,6 +147,7 @@ def train(
     title: str | None = None,
     callbacks: list[keras.callbacks.Callback] = (),
     record: dict | None = None,
+    num_classes: int | None = None,
 ) -> TrainResult:
     """Trains ``model`` (compiling it if needed), evaluating ``test_data`` after every epoch.
 
@@ -153,21 +155,24 @@ def train(
     metrics (also in ``metrics.json``). ``record`` adds recipe-specific entries
     (dataset name, variant, ...) to the metrics. The resume checkpoint stays in
     ``output_dir/checkpoint`` until ``finish_run`` removes it, so a kill during
-    export does not cost the training.
+    export does not cost the training. ``num_classes`` defaults to the model's last
+    output dimension.
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     title = title or model.name
+    num_classes = num_classes or int(model.output_shape[-1])
     if not model.compiled:
         compile_classifier(model, config)
     checkpoint = EpochCheckpoint(output_dir / CHECKPOINT_DIR)
     state = _start_or_resume(model, config, output_dir, checkpoint)
 
-    test_batches = batches(test_data, batch_size=config.batch_size)
+    # Evaluation batches need not be as small as training ones (online SGD trains on 1 example).
+    test_batches = batches(test_data, batch_size=max(config.batch_size, EVAL_BATCH_SIZE))
     if config.evaluate_at_init and not state["initial"]:
         start = time.perf_counter()
         initial = model.evaluate(test_batches, verbose=0, return_dict=True)
-        report = chance_level_report(initial["loss"], initial["accuracy"], int(model.output_shape[-1]))
+        report = chance_level_report(initial["loss"], initial["accuracy"], num_classes)
         state["initial"] = {
             "initial_test_loss": report["initial_loss"],
             "initial_test_accuracy": report["initial_accuracy"],

@@ -1,0 +1,152 @@
+"""The course's 2-layer MLP with its forward and backward passes written by hand (part 1).
+
+Forward, for a batch x of shape (B, n_x) and one-hot targets y of shape (B, n_y):
+
+    h~ = x W_h^T + b_h        h = tanh(h~)                 (B, n_h)
+    y~ = h W_y^T + b_y        y^ = softmax(y~)             (B, n_y)
+    L  = -(1/B) sum_i sum_k y_ik log y^_ik                 (log-softmax via log-sum-exp)
+
+Backward (softmax and cross-entropy simplify to y^ - y):
+
+    delta_y = (y^ - y) / B                                  (B, n_y)
+    grad W_y = delta_y^T h        grad b_y = sum_i delta_y
+    delta_h = (delta_y W_y) * (1 - h^2)                     (B, n_h)
+    grad W_h = delta_h^T x        grad b_h = sum_i delta_h
+
+and plain SGD: theta <- theta - lr * grad theta. The optional squared-error loss
+L = (1/B) sum_i ||y^_i - y_i||^2 (course Q.8-Q.9) keeps the softmax Jacobian:
+delta_y = y^ * (g - sum_k g_k y^_k) with g = 2 (y^ - y) / B.
+
+``ManualMLP`` is a Keras model whose ``train_step`` applies these gradients, so it
+trains with ``fit`` (progress bar, callbacks, the shared trainer's resume and record)
+while autodiff is never used.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+LOSSES = ("cross_entropy", "squared_error")
+
+
+@keras.saving.register_keras_serializable(package="keraszoo")
+class ManualMLP(keras.Model):
+    """tanh hidden layer, softmax output; parameters named as in the course (W_h, b_h, W_y, b_y)."""
+
+    def __init__(
+        self,
+        *,
+        input_dim: int,
+        hidden_dim: int,
+        num_classes: int,
+        loss: str = "cross_entropy",
+        input_scale: float = 1.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if min(input_dim, hidden_dim) < 1 or num_classes < 2:
+            raise ValueError("input_dim and hidden_dim must be >= 1 and num_classes >= 2.")
+        if loss not in LOSSES:
+            raise ValueError(f"loss={loss!r}: expected one of {LOSSES}.")
+        self.input_dim, self.hidden_dim, self.num_classes = input_dim, hidden_dim, num_classes
+        self.loss_name, self.input_scale = loss, input_scale
+
+    def build(self, input_shape=None):
+        glorot = keras.initializers.GlorotUniform  # the same default as keras.layers.Dense
+        self.W_h = self.add_weight(shape=(self.hidden_dim, self.input_dim), initializer=glorot(), name="W_h")
+        self.b_h = self.add_weight(shape=(self.hidden_dim,), initializer="zeros", name="b_h")
+        self.W_y = self.add_weight(shape=(self.num_classes, self.hidden_dim), initializer=glorot(), name="W_y")
+        self.b_y = self.add_weight(shape=(self.num_classes,), initializer="zeros", name="b_y")
+        super().build(input_shape)
+
+    @property
+    def parameters(self) -> list:
+        return [self.W_h, self.b_h, self.W_y, self.b_y]
+
+    def features(self, inputs):
+        """Raw inputs (e.g. uint8 digits) -> (B, input_dim) floats in the model's dtype."""
+        x = tf.cast(inputs, self.compute_dtype) * tf.cast(self.input_scale, self.compute_dtype)
+        return tf.reshape(x, (-1, self.input_dim))
+
+    def forward(self, x):
+        h = tf.tanh(tf.matmul(x, self.W_h, transpose_b=True) + self.b_h)  # (B, n_h)
+        logits = tf.matmul(h, self.W_y, transpose_b=True) + self.b_y  # (B, n_y)
+        return h, logits
+
+    def call(self, inputs, training=False):
+        return self.forward(self.features(inputs))[1]
+
+    def loss_from_logits(self, logits, y_onehot):
+        batch = tf.cast(tf.shape(logits)[0], logits.dtype)
+        if self.loss_name == "cross_entropy":
+            # log y^ = y~ - logsumexp(y~): no exp overflow, no log(0).
+            log_probabilities = logits - tf.reduce_logsumexp(logits, axis=1, keepdims=True)
+            return -tf.reduce_sum(y_onehot * log_probabilities) / batch
+        return tf.reduce_sum(tf.square(tf.nn.softmax(logits) - y_onehot)) / batch
+
+    def loss_and_gradients(self, x, y_onehot):
+        """Mean loss, [grad W_h, grad b_h, grad W_y, grad b_y] and logits, by the equations above."""
+        h, logits = self.forward(x)
+        y_hat = tf.nn.softmax(logits)
+        batch = tf.cast(tf.shape(x)[0], x.dtype)
+        if self.loss_name == "cross_entropy":
+            delta_y = (y_hat - y_onehot) / batch
+        else:
+            g = 2.0 * (y_hat - y_onehot) / batch
+            delta_y = y_hat * (g - tf.reduce_sum(g * y_hat, axis=1, keepdims=True))
+        grad_W_y = tf.matmul(delta_y, h, transpose_a=True)  # (n_y, n_h)
+        grad_b_y = tf.reduce_sum(delta_y, axis=0)
+        delta_h = tf.matmul(delta_y, self.W_y) * (1.0 - tf.square(h))  # (B, n_h)
+        grad_W_h = tf.matmul(delta_h, x, transpose_a=True)  # (n_h, n_x)
+        grad_b_h = tf.reduce_sum(delta_h, axis=0)
+        loss = self.loss_from_logits(logits, y_onehot)
+        return loss, [grad_W_h, grad_b_h, grad_W_y, grad_b_y], logits
+
+    def _update_metrics(self, loss, labels, logits):
+        for metric in self.metrics:
+            if metric.name == "loss":
+                metric.update_state(loss)
+            else:
+                metric.update_state(labels, logits)
+        return self.get_metrics_result()
+
+    def train_step(self, data):
+        inputs, labels = data[:2]
+        if not isinstance(self.optimizer, keras.optimizers.SGD) or self.optimizer.momentum:
+            raise ValueError("ManualMLP implements plain SGD by hand: compile it with "
+                             "keras.optimizers.SGD(learning_rate) and no momentum.")
+        x = self.features(inputs)
+        y_onehot = tf.one_hot(labels, self.num_classes, dtype=x.dtype)
+        loss, gradients, logits = self.loss_and_gradients(x, y_onehot)
+        learning_rate = tf.cast(self.optimizer.learning_rate, x.dtype)
+        for parameter, gradient in zip(self.parameters, gradients):
+            parameter.assign_sub(learning_rate * gradient)  # the SGD step
+        self.optimizer.iterations.assign_add(1)
+        return self._update_metrics(loss, labels, logits)
+
+    def test_step(self, data):
+        inputs, labels = data[:2]
+        x = self.features(inputs)
+        logits = self.forward(x)[1]
+        loss = self.loss_from_logits(logits, tf.one_hot(labels, self.num_classes, dtype=x.dtype))
+        return self._update_metrics(loss, labels, logits)
+
+    def set_from_keras(self, mlp: keras.Model) -> None:
+        """Copies the weights of ``build_mlp``'s model (Keras stores the transposed kernels)."""
+        hidden, logits = mlp.get_layer("hidden"), mlp.get_layer("logits")
+        kernel_h, bias_h = hidden.get_weights()
+        kernel_y, bias_y = logits.get_weights()
+        for parameter, value in zip(self.parameters, (kernel_h.T, bias_h, kernel_y.T, bias_y)):
+            parameter.assign(value)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "input_dim": self.input_dim,
+            "hidden_dim": self.hidden_dim,
+            "num_classes": self.num_classes,
+            "loss": self.loss_name,
+            "input_scale": self.input_scale,
+        }
+

@@ -1,0 +1,172 @@
+"""Course part 1: the hand-written MLP's gradients, its equality with Keras, circles, the recipe."""
+
+import dataclasses
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import load_recipe
+from keraszoo.data import make_circles
+from keraszoo.export import export_classifier, load_serving_fn
+from keraszoo.models.manual_mlp import ManualMLP
+from keraszoo.models.mlp import build_mlp
+
+
+@pytest.fixture(scope="module")
+def mlp_recipe():
+    return load_recipe("mlp")
+
+
+def _manual(input_dim, hidden_dim, num_classes, loss="cross_entropy", dtype="float64", seed=0):
+    keras.utils.set_random_seed(seed)
+    model = ManualMLP(input_dim=input_dim, hidden_dim=hidden_dim, num_classes=num_classes, loss=loss, dtype=dtype)
+    model.build((None, input_dim))
+    return model
+
+
+def _batch(batch, input_dim, num_classes, seed):
+    rng = np.random.default_rng(seed)
+    x = tf.constant(rng.normal(size=(batch, input_dim)))
+    y = tf.one_hot(rng.integers(0, num_classes, batch), num_classes, dtype=tf.float64)
+    return x, y
+
+
+SHAPES = [(1, 2, 3, 2), (7, 5, 4, 3), (16, 10, 8, 10)]  # (batch, input_dim, hidden_dim, num_classes)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "squared_error"])
+@pytest.mark.parametrize("batch, input_dim, hidden_dim, num_classes", SHAPES)
+def test_hand_written_gradients_equal_autodiff(loss, batch, input_dim, hidden_dim, num_classes):
+    model = _manual(input_dim, hidden_dim, num_classes, loss, seed=batch)
+    x, y = _batch(batch, input_dim, num_classes, seed=batch + 1)
+    with tf.GradientTape() as tape:
+        reference_loss = model.loss_from_logits(model.forward(x)[1], y)
+    expected = tape.gradient(reference_loss, model.parameters)
+    loss_value, gradients, _ = model.loss_and_gradients(x, y)
+    assert float(loss_value) == pytest.approx(float(reference_loss), rel=1e-12)
+    for name, got, want in zip(("W_h", "b_h", "W_y", "b_y"), gradients, expected):
+        assert got.shape == want.shape, name
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-10, atol=1e-15, err_msg=name)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "squared_error"])
+@pytest.mark.parametrize("batch, input_dim, hidden_dim, num_classes", SHAPES[:2])
+def test_hand_written_gradients_equal_finite_differences(loss, batch, input_dim, hidden_dim, num_classes):
+    model = _manual(input_dim, hidden_dim, num_classes, loss, seed=batch + 10)
+    x, y = _batch(batch, input_dim, num_classes, seed=batch + 11)
+    _, gradients, _ = model.loss_and_gradients(x, y)
+    epsilon = 1e-6
+    for name, parameter, gradient in zip(("W_h", "b_h", "W_y", "b_y"), model.parameters, gradients):
+        values = parameter.numpy()
+        numeric = np.zeros_like(values)
+        for index in np.ndindex(values.shape):
+            for sign in (1, -1):
+                shifted = values.copy()
+                shifted[index] += sign * epsilon
+                parameter.assign(shifted)
+                numeric[index] += sign * float(model.loss_from_logits(model.forward(x)[1], y)) / (2 * epsilon)
+            parameter.assign(values)
+        np.testing.assert_allclose(gradient.numpy(), numeric, rtol=1e-5, atol=1e-9, err_msg=name)
+
+
+def test_softmax_cross_entropy_is_stable_for_huge_logits():
+    model = _manual(3, 4, 3)
+    model.W_y.assign(model.W_y * 1e4)  # logits in the thousands: exp() overflows float64 past ~709
+    x, y = _batch(5, 3, 3, seed=0)
+    loss, gradients, logits = model.loss_and_gradients(x, y)
+    assert float(tf.reduce_max(tf.abs(logits))) > 1000
+    assert np.isfinite(float(loss)) and all(np.isfinite(g.numpy()).all() for g in gradients)
+    exact = model.loss_from_logits(tf.constant([[1000.0, -1000.0]], tf.float64), tf.constant([[0.0, 1.0]], tf.float64))
+    assert float(exact) == pytest.approx(2000.0)
+
+
+def test_manual_and_keras_end_with_the_same_weights_after_100_steps():
+    keras.utils.set_random_seed(3)
+    mlp = build_mlp(input_dim=6, hidden_dim=8, num_classes=4)
+    manual = ManualMLP(input_dim=6, hidden_dim=8, num_classes=4)
+    manual.build((None, 6))
+    manual.set_from_keras(mlp)
+    initial_kernel = mlp.get_layer("hidden").get_weights()[0]
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(800, 6)).astype("float32"), rng.integers(0, 4, 800)
+    for model in (mlp, manual):
+        model.compile(keras.optimizers.SGD(0.1), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"], jit_compile=False)
+        model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)  # 100 steps, same batches
+    assert int(manual.optimizer.iterations.numpy()) == int(mlp.optimizer.iterations.numpy()) == 100
+    kernel_h, bias_h = mlp.get_layer("hidden").get_weights()
+    kernel_y, bias_y = mlp.get_layer("logits").get_weights()
+    for got, want in zip(manual.parameters, (kernel_h.T, bias_h, kernel_y.T, bias_y)):
+        np.testing.assert_allclose(got.numpy(), want, atol=1e-6)
+    assert np.abs(kernel_h - initial_kernel).max() > 1e-3  # they did move
+
+
+def test_manual_mlp_refuses_momentum():
+    model = _manual(2, 3, 2, dtype="float32")
+    model.compile(keras.optimizers.SGD(0.1, momentum=0.9),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=False)
+    with pytest.raises(ValueError, match="plain SGD"):
+        model.fit(np.zeros((4, 2), "float32"), np.zeros(4), verbose=0)
+
+
+def test_manual_mlp_round_trips_through_a_keras_file(tmp_path):
+    model = _manual(4, 5, 3, dtype="float32")
+    x = np.random.default_rng(0).normal(size=(2, 4)).astype("float32")
+    model.save(tmp_path / "manual.keras")
+    reloaded = keras.models.load_model(tmp_path / "manual.keras")
+    np.testing.assert_allclose(reloaded(x), model(x), atol=1e-6)
+    assert reloaded.get_config()["hidden_dim"] == 5
+
+
+def test_both_implementations_export_the_same_signature(mlp_recipe, tmp_path):
+    from keraszoo.data import CIRCLES_METADATA
+
+    config = mlp_recipe.MLPConfig(dataset="circles")
+    keras_model = mlp_recipe.build_model(dataclasses.replace(config, implementation="keras"), CIRCLES_METADATA)
+    manual = mlp_recipe.build_model(config, CIRCLES_METADATA)
+    manual.set_from_keras(keras_model)
+    signatures = []
+    points = tf.constant(make_circles(6, seed=0)[0])
+    for name, model in (("keras", keras_model), ("manual", mlp_recipe._inference_model(manual))):
+        serve = load_serving_fn(export_classifier(model, export_dir=tmp_path, name=name))
+        signatures.append((serve.structured_input_signature, serve.structured_outputs))
+        signatures.append(serve(features=points)["probabilities"].numpy())
+    assert signatures[0] == signatures[2]
+    np.testing.assert_allclose(signatures[1], signatures[3], atol=1e-6)
+
+
+def test_circles_are_seeded_and_shaped():
+    points, labels = make_circles(1000, seed=1, noise=0.0)
+    assert points.shape == (1000, 2) and points.dtype == np.float32
+    assert labels.sum() == 500
+    radius = np.linalg.norm(points, axis=1)
+    assert radius[labels == 0].max() <= 1.0 and radius[labels == 1].min() >= 1.5
+    np.testing.assert_array_equal(make_circles(50, seed=1)[0], make_circles(50, seed=1)[0])
+    assert not np.array_equal(make_circles(50, seed=1)[0], make_circles(50, seed=2)[0])
+    with pytest.raises(ValueError):
+        make_circles(10, seed=0, disc_radius=2.0)
+
+
+def test_descent_variants_set_the_batch_size(mlp_recipe):
+    config = mlp_recipe.MLPConfig(batch_size=16)
+    assert mlp_recipe.effective_config(dataclasses.replace(config, descent="batch"), 1000).batch_size == 1000
+    assert mlp_recipe.effective_config(dataclasses.replace(config, descent="online"), 1000).batch_size == 1
+    assert mlp_recipe.effective_config(config, 1000).batch_size == 16
+    with pytest.raises(ValueError, match="implemented by hand only"):
+        mlp_recipe.MLPConfig(loss="squared_error", implementation="keras")
+    with pytest.raises(ValueError, match="plain SGD"):
+        mlp_recipe.MLPConfig(momentum=0.9)
+
+
+@pytest.mark.parametrize("implementation", ["manual", "keras"])
+def test_circles_run_reaches_95_percent(mlp_recipe, tmp_path, implementation):
+    config = mlp_recipe.MLPConfig(dataset="circles", implementation=implementation, output=str(tmp_path / "run"),
+                                  export_dir=str(tmp_path / "models"), verbose="0")
+    metrics = mlp_recipe.main(config)
+    assert metrics["test_accuracy"] >= 0.95
+    assert metrics["train_loss"] < metrics["initial_test_loss"]
+    assert (tmp_path / "run" / "decision_boundary.png").read_bytes()[:4] == b"\x89PNG"
+    assert (Path(metrics["saved_model"]) / "run_record" / "decision_boundary.png").is_file()
