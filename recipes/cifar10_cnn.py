@@ -5,51 +5,123 @@ The defaults are the course's baseline: SGD with learning rate 0.1 and batch siz
 128 for 30 epochs, pixels scaled to [0, 1]. A run killed at any point resumes from
 its last finished epoch when the same command is run again.
 
+--variant climbs the course's ladder, each step adding to the previous ones:
+  baseline    pixels scaled to [0, 1]
+  normalized  per-channel mean/std of the training split, as a Normalization layer
+  augmented   random 28x28 crop + horizontal flip in training, centre crop at test time
+  lr_decay    lr = lr0 * gamma^epoch (gamma 0.95)
+  dropout     dropout 0.5 before each fully connected layer
+  batchnorm   batch normalisation after each convolution
+and each step can be switched on or off by itself (--normalize/--no-normalize,
+--augment/--no-augment, --lr-decay GAMMA (1 = off), --dropout-rate R, --batch-norm/--no-batch-norm).
+
 examples:
   python recipes/cifar10_cnn.py --epochs 1 --train-split 'train[:5000]'   # smoke run
   python recipes/cifar10_cnn.py --epochs 10 --output runs/cifar10_baseline
+  python recipes/cifar10_cnn.py --variant batchnorm --epochs 30
+  python recipes/cifar10_cnn.py --variant dropout --dropout-rate 0     # the ladder without dropout
 """
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from typing import Literal
 
 # Only the config is imported at the top, so that --help answers without loading TensorFlow.
 from keraszoo.config import TrainConfig, cli_main, option
 
 RECIPE = "cifar10_cnn"
+VARIANTS = ("baseline", "normalized", "augmented", "lr_decay", "dropout", "batchnorm")
+# What each step of the ladder switches on, and its value when on.
+STEP_DEFAULTS = {"normalize": True, "augment": True, "lr_decay": 0.95, "dropout_rate": 0.5, "batch_norm": True}
+STEP_OFF = {"normalize": False, "augment": False, "lr_decay": 1.0, "dropout_rate": 0.0, "batch_norm": False}
 
 
 @dataclass(frozen=True)
 class Cifar10CNNConfig(TrainConfig):
-    """The course's CIFAR-10 CNN (conv 5x5 32-64-64, fc 1000, fc 10)."""
+    """The course's CIFAR-10 CNN (conv 5x5 32-64-64, fc 1000, fc 10) and its improvement ladder."""
 
     dataset: str = option("cifar10", "TFDS dataset of small RGB images")
-    export_name: str = option(RECIPE, "model folder name under --export-dir")
+    variant: Literal[VARIANTS] = option("baseline", "step of the course's ladder; includes every earlier step")
+    normalize: bool | None = option(None, "per-channel normalisation from the training split (default: from --variant)")
+    augment: bool | None = option(None, "random crop + flip in training, centre crop at test (default: from --variant)")
+    lr_decay: float | None = option(None, "gamma of lr = lr0 * gamma^epoch; 1 = off (default: from --variant)")
+    dropout_rate: float | None = option(None, "dropout before each fully connected layer (default: from --variant)")
+    batch_norm: bool | None = option(None, "batch normalisation after each convolution (default: from --variant)")
+    crop_size: int = option(28, "side of the training crops and of the test-time centre crop")
+    export_name: str | None = option(None, "model folder under --export-dir (default: cifar10_cnn, or cifar10_cnn_<variant>)")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.lr_decay is not None and not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay={self.lr_decay}: gamma must be in (0, 1]; 1 switches decay off.")
+        if self.dropout_rate is not None and not 0 <= self.dropout_rate < 1:
+            raise ValueError(f"dropout_rate={self.dropout_rate} must be in [0, 1).")
+        if not 8 <= self.crop_size <= 32:
+            raise ValueError(f"crop_size={self.crop_size} must be between 8 and 32.")
+
+    def steps(self) -> dict:
+        """The ladder's switches after --variant and the explicit flags: explicit flags win."""
+        reached = VARIANTS.index(self.variant)
+        steps = {}
+        for index, step in enumerate(STEP_DEFAULTS, start=1):
+            default = STEP_DEFAULTS[step] if index <= reached else STEP_OFF[step]
+            explicit = getattr(self, step)
+            steps[step] = default if explicit is None else explicit
+        return steps
 
 
-def build_model(config: Cifar10CNNConfig, metadata):
+def build_models(config: Cifar10CNNConfig, metadata, train_data=None):
+    """(training model, inference model): the same layers and weights, without augmentation in the second."""
+    import keras
+
+    from keraszoo.data.statistics import channel_mean_variance
     from keraszoo.models import build_course_cnn, build_image_classifier, pixel_scaling
+    from keraszoo.models.preprocessing import augmentation, normalization
 
-    backbone = build_course_cnn(image_shape=metadata.input_shape, num_classes=metadata.num_classes)
-    return build_image_classifier(
-        backbone=backbone,
-        image_shape=metadata.input_shape,
-        preprocessing=[pixel_scaling()],
-        name=RECIPE,
-    )
+    steps = config.steps()
+    if steps["normalize"]:
+        if train_data is None:
+            raise ValueError("normalisation needs the training split to compute its statistics.")
+        scale = normalization(*channel_mean_variance(train_data))  # training split only (course Q.20)
+    else:
+        scale = pixel_scaling()
+    image_shape = metadata.input_shape
+    crop = config.crop_size if steps["augment"] else image_shape[0]
+    backbone = build_course_cnn(image_shape=(crop, crop, image_shape[2]), num_classes=metadata.num_classes,
+                                dropout_rate=steps["dropout_rate"], batch_norm=steps["batch_norm"])
+    name = RECIPE if config.variant == "baseline" else f"{RECIPE}_{config.variant}"
+    if not steps["augment"]:
+        model = build_image_classifier(backbone=backbone, image_shape=image_shape, preprocessing=[scale], name=name)
+        return model, model
+    training = build_image_classifier(backbone=backbone, image_shape=image_shape, name=name,
+                                      preprocessing=[*augmentation(crop_size=crop, seed=config.seed), scale])
+    # Exported: centre crop and normalisation only, no random layer (see keraszoo.export).
+    inference = build_image_classifier(backbone=backbone, image_shape=image_shape, name=name,
+                                       preprocessing=[keras.layers.CenterCrop(crop, crop, name="center_crop"), scale])
+    return training, inference
 
 
 def main(config: Cifar10CNNConfig) -> dict:
-    from keraszoo.training.recipe import run_classification
+    from keraszoo.training.callbacks import ExponentialDecay
+    from keraszoo.training.recipe import load_tfds_data, run_classification
 
+    data = load_tfds_data(config.dataset, config)
+    training, inference = build_models(config, data.metadata, data.train)
+    steps = config.steps()
+    callbacks = []
+    if steps["lr_decay"] < 1:
+        callbacks.append(ExponentialDecay(config.learning_rate, steps["lr_decay"]))
     return run_classification(
         config,
-        recipe=RECIPE,
-        dataset=config.dataset,
-        build_model=build_model,
-        export_name=config.export_name,
+        recipe=RECIPE if config.variant == "baseline" else f"{RECIPE}_{config.variant}",
+        data=data,
+        build_model=lambda *_: training,
+        export_model=lambda _: inference,
+        export_name=config.export_name or training.name,
+        callbacks=callbacks,
+        record={"variant": config.variant, "steps": steps},
     )
 
 

@@ -69,14 +69,18 @@ def main(args) -> dict:
         i = int(((k // args.cols) * size + (size - 1) / 2 - field.height.start) / field.height.jump)
         j = int(((k % args.cols) * size + (size - 1) / 2 - field.width.start) / field.width.jump)
         on_tiles.append(int(probabilities[i, j].argmax()) == int(labels[k]))
+    original = np.asarray(model(images)).argmax(-1)  # each tile alone, zero-padded at its own border
     _plot(args.output, canvas, labels, probabilities, field, names, size, args.cols)
     summary = {
         "canvas": canvas.shape[:2], "score_map": logits.shape, "field_size": field.size,
         "stride": field.jump, "tiles_classified_right": sum(on_tiles), "tiles": count,
+        "tiles_right_by_original_model": int((original == labels).sum()),
     }
     print(f"{version_dir}: canvas {canvas.shape[0]}x{canvas.shape[1]} -> score map "
           f"{logits.shape[0]}x{logits.shape[1]}x{logits.shape[2]} (stride {field.jump} px, receptive field {field.size} px: the 32-px window plus the padding it was trained with); "
-          f"{sum(on_tiles)}/{count} tiles right at their aligned position. Figure: {args.output}")
+          f"{sum(on_tiles)}/{count} tiles right at their aligned position "
+          f"(the original model on the tiles alone: {summary['tiles_right_by_original_model']}/{count}). "
+          f"Figure: {args.output}")
     return summary
 
 
@@ -110,8 +114,8 @@ def _plot(path, canvas, labels, probabilities, field, names, size, cols):
                                                 edgecolor="black", linewidth=2))
             axes[1].text(x, y, names[best][:4], ha="center", va="center", fontsize=6.5,
                          fontweight="bold" if aligned else "normal")
-    axes[1].set_title(f"predicted class per position ({rows_map}x{cols_map} map, stride {field.jump} px; "
-                      "darker = surer; framed = window on one tile)", fontsize=9)
+    axes[1].set_title(f"predicted class per position ({rows_map}x{cols_map} map, stride {field.jump} px)\n"
+                      "darker = surer; framed = the window lies exactly on one tile", fontsize=9)
     for ax in axes:
         ax.set_xticks(np.arange(0, canvas.shape[1] + 1, size) - 0.5)
         ax.set_yticks(np.arange(0, canvas.shape[0] + 1, size) - 0.5)

@@ -1,0 +1,57 @@
+"""Batch-level preprocessing layers for the course's CIFAR-10 ladder.
+
+They sit inside the model, so they run wherever the model runs (on the GPU when
+there is one) and on whole batches: per-channel normalisation (kept in exported
+models, so they take raw uint8 pixels) and, in training only, random crops and
+horizontal flips.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+
+def normalization(mean, variance, *, name: str = "normalize") -> keras.layers.Normalization:
+    """(x - mean) / sqrt(variance) per channel, with statistics in raw pixel units (0-255)."""
+    return keras.layers.Normalization(
+        axis=-1, mean=np.asarray(mean, "float32"), variance=np.asarray(variance, "float32"), name=name
+    )
+
+
+@keras.saving.register_keras_serializable(package="keraszoo")
+class TrainingCrop(keras.layers.Layer):
+    """A random ``height x width`` crop in training and the centre crop at inference, as in the course.
+
+    Keras's ``RandomCrop`` alone resizes the whole image at inference instead of
+    cropping its centre, which is not what the course evaluates.
+    """
+
+    def __init__(self, height: int, width: int, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.height, self.width, self.seed = height, width, seed
+        self.random_crop = keras.layers.RandomCrop(height, width, seed=seed)
+        self.center_crop = keras.layers.CenterCrop(height, width)
+
+    def build(self, input_shape):
+        # Nothing to create: both crops are stateless apart from the random crop's seed.
+        pass
+
+    def call(self, inputs, training=False):
+        if training:
+            return self.random_crop(inputs, training=True)
+        return self.center_crop(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-3], self.height, self.width, input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "height": self.height, "width": self.width, "seed": self.seed}
+
+
+def augmentation(*, crop_size: int, seed: int) -> list[keras.layers.Layer]:
+    """Training-time augmentation: random crop (centre crop at inference) and horizontal flip."""
+    return [
+        TrainingCrop(crop_size, crop_size, seed=seed, name="crop"),
+        keras.layers.RandomFlip("horizontal", seed=seed + 1, name="flip"),
+    ]
