@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # keraszoo's two entry points on a fresh machine (Python >= 3.10 with venv):
 #   ./run.sh quickstart   create .venv, train the course's CIFAR-10 CNN briefly, export it
-#                         to saved_models/cifar10_cnn/<version>/ and serve predictions from it
+#                         to saved_models/cifar10_cnn/<version>/, serve it over TF Serving's
+#                         REST API on 127.0.0.1:8501 and classify the example images with it
 #   ./run.sh test [ARGS]  create .venv, run the test suite (ARGS go to pytest)
 # Data: a prepared TFDS data_dir from $TFDS_DATA_DIR, else ../shared/tensorflow_datasets.
 set -euo pipefail
@@ -31,7 +32,16 @@ case "${1:-quickstart}" in
     python recipes/cifar10_cnn.py --epochs 2 --train-split 'train[:10000]' --momentum 0.9 \
       --output runs/quickstart "$@"
     keraszoo show saved_models/cifar10_cnn
-    keraszoo evaluate saved_models/cifar10_cnn --split 'test[:2000]'
+    port="${KERASZOO_PORT:-8501}"
+    keraszoo serve saved_models --port "$port" &
+    server=$!
+    trap 'kill $server 2>/dev/null' EXIT
+    for _ in $(seq 120); do  # until the newest version answers (model loading takes seconds)
+      curl -sf "http://127.0.0.1:$port/v1/models/cifar10_cnn" >/dev/null && break
+      sleep 1
+    done
+    curl -s "http://127.0.0.1:$port/v1/models/cifar10_cnn"; echo
+    keraszoo predict --model cifar10_cnn --url "http://127.0.0.1:$port" docs/examples/*.png
     ;;
   test)
     shift

@@ -26,7 +26,7 @@ def _models(args) -> int:
 
     for name, builder in sorted(MODEL_BUILDERS.items()):
         model = builder()
-        print(f"{name:<24} {model.count_params():>12,} parameters  input {model.input_shape[1:]}")
+        print(f"{name:<16} {model.count_params():>10,} parameters  input {model.input_shape[1:]}  ({model.name})")
     return 0
 
 
@@ -129,6 +129,8 @@ def _load_for_analysis(spec: str, input_shape: tuple | None):
     from keraszoo.models import MODEL_BUILDERS, build_model
 
     if spec in MODEL_BUILDERS:
+        if input_shape and spec != "cifar_cnn":
+            raise ValueError("--input-shape applies to cifar_cnn only.")
         return build_model(spec, **({"image_shape": input_shape} if input_shape else {}))
     path = Path(spec)
     if path.suffix == ".keras" and path.is_file():
@@ -154,7 +156,7 @@ def _describe(args) -> int:
     table = layer_table(model)
     try:
         fields, fields_error = receptive_fields(model), None
-    except UnsupportedLayerError as error:
+    except (UnsupportedLayerError, ValueError) as error:
         fields, fields_error = [], str(error)
     report = _chance_level(model, args) if args.chance_level else None
     if args.json:

@@ -171,6 +171,10 @@ def _layer_field(layer, fields: list[Field]) -> Field:
 
 def receptive_fields(model: keras.Model) -> list[FieldRow]:
     """The receptive field of every layer's output, in graph order, nested models expanded."""
+    shapes = [tuple(tensor.shape) for tensor in model.inputs]
+    if any(len(shape) != 4 for shape in shapes):
+        raise ValueError(f"receptive fields are defined for image inputs (batch, height, width, channels); "
+                         f"{model.name} takes {shapes}.")
     rows = []
     identity = Field(AxisField(1, 1, 0), AxisField(1, 1, 0))
 

@@ -4,11 +4,16 @@
 looks one up with a clear error for unknown names.
 """
 
+import functools
+
 from keraszoo.models.classifier import build_image_classifier, pixel_scaling
 from keraszoo.models.course_cnn import build_course_cnn
+from keraszoo.models.mlp import build_mlp
 
 MODEL_BUILDERS = {
     "cifar_cnn": build_course_cnn,  # the course's CIFAR-10 CNN
+    "mnist_mlp": functools.partial(build_mlp, input_dim=784, hidden_dim=100, num_classes=10),
+    "circles_mlp": functools.partial(build_mlp, input_dim=2, hidden_dim=10, num_classes=2),
 }
 
 
@@ -22,4 +27,5 @@ def build_model(name: str, **kwargs):
     return builder(**kwargs)
 
 
-__all__ = ["MODEL_BUILDERS", "build_course_cnn", "build_image_classifier", "build_model", "pixel_scaling"]
+__all__ = ["MODEL_BUILDERS", "build_course_cnn", "build_image_classifier", "build_mlp", "build_model",
+           "pixel_scaling"]
