@@ -94,14 +94,10 @@ def _server(root: str, model: str, port: int, batching: bool):
 def main(args) -> int:
     import tensorflow as tf
 
-    from keraszoo.cli import _serving_dir
-    from keraszoo.export import load_serving_fn
+    from keraszoo.export import load_serving_fn, resolve_version_dir
     from keraszoo.training.run_record import environment
 
-    version_dir = _serving_dir(Path(args.model_root) / args.model)
-    if version_dir is None:
-        print(f"error: no exported {args.model} under {args.model_root}", file=sys.stderr)
-        return 2
+    version_dir = resolve_version_dir(Path(args.model_root) / args.model)
     serve = load_serving_fn(version_dir)
     image = np.random.default_rng(0).integers(0, 256, (1, *serve.structured_input_signature[1]["images"].shape[1:]),
                                               dtype=np.uint8)

@@ -52,12 +52,12 @@ def _data(args) -> int:
 
 
 def _show(args) -> int:
-    from keraszoo.export import RUN_RECORD_DIR, SIGNATURE_NAME, load_serving_fn
+    from keraszoo.export import RUN_RECORD_DIR, SIGNATURE_NAME, load_serving_fn, resolve_version_dir
 
-    path = _serving_dir(Path(args.path))
-    if path is None:
-        print(f"error: {args.path} is neither a SavedModel nor a folder of numbered versions.",
-              file=sys.stderr)
+    try:
+        path = resolve_version_dir(args.path)
+    except FileNotFoundError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     serve = load_serving_fn(path)
     print(f"{path}  (signature {SIGNATURE_NAME})")
@@ -73,30 +73,17 @@ def _show(args) -> int:
     return 0
 
 
-def _serving_dir(path: Path) -> Path | None:
-    """A SavedModel version folder, or the newest version of a model folder (as TF Serving picks)."""
-    from keraszoo.export import existing_versions
-
-    versions = existing_versions(path)
-    path = path / str(versions[-1]) if versions else path
-    return path if (path / "saved_model.pb").is_file() else None
-
-
 def _evaluate(args) -> int:
     import numpy as np
 
     from keraszoo.data import DatasetNotFoundError, dataset_metadata, load_dataset
-    from keraszoo.export import load_serving_fn
+    from keraszoo.export import load_serving_fn, resolve_version_dir
 
-    path = _serving_dir(Path(args.path))
-    if path is None:
-        print(f"error: {args.path} is neither a SavedModel nor a folder of numbered versions.",
-              file=sys.stderr)
-        return 2
     try:
+        path = resolve_version_dir(args.path)
         metadata = dataset_metadata(args.dataset, data_dir=args.data_dir)
         dataset = load_dataset(args.dataset, args.split, batch_size=256, data_dir=args.data_dir)
-    except (DatasetNotFoundError, ValueError) as error:
+    except (DatasetNotFoundError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     serve = load_serving_fn(path)
@@ -125,7 +112,7 @@ def _load_for_analysis(spec: str, input_shape: tuple | None):
     """A registered builder name, a .keras file, or an exported SavedModel (folder or version)."""
     import keras
 
-    from keraszoo.export import load_keras_model
+    from keraszoo.export import existing_versions, load_keras_model, resolve_version_dir
     from keraszoo.models import MODEL_BUILDERS, build_model
 
     if spec in MODEL_BUILDERS:
@@ -135,9 +122,8 @@ def _load_for_analysis(spec: str, input_shape: tuple | None):
     path = Path(spec)
     if path.suffix == ".keras" and path.is_file():
         return keras.models.load_model(path)
-    serving_dir = _serving_dir(path) if path.is_dir() else None
-    if serving_dir is not None:
-        return load_keras_model(serving_dir)
+    if path.is_dir() and ((path / "saved_model.pb").is_file() or existing_versions(path)):
+        return load_keras_model(resolve_version_dir(path))
     raise ValueError(
         f"{spec!r} is neither a registered model ({', '.join(sorted(MODEL_BUILDERS))}), "
         "a .keras file, nor an exported SavedModel folder."

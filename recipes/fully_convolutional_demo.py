@@ -39,13 +39,10 @@ def main(args) -> dict:
     import numpy as np
 
     from keraszoo.analysis import receptive_fields, to_fully_convolutional
-    from keraszoo.cli import _serving_dir
     from keraszoo.data import dataset_metadata, load_dataset
-    from keraszoo.export import load_keras_model
+    from keraszoo.export import load_keras_model, resolve_version_dir
 
-    version_dir = _serving_dir(Path(args.model))
-    if version_dir is None:
-        raise ValueError(f"{args.model} holds no exported model: train one with recipes/cifar10_cnn.py first.")
+    version_dir = resolve_version_dir(args.model)
     model = load_keras_model(version_dir)
     size = model.input_shape[1]
     converted = to_fully_convolutional(model)

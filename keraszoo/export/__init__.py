@@ -7,7 +7,8 @@ from keraszoo.export.saved_model import (
     export_classifier,
     load_keras_model,
     load_serving_fn,
+    resolve_version_dir,
 )
 
 __all__ = ["RUN_RECORD_DIR", "SIGNATURE_NAME", "existing_versions", "export_classifier", "load_keras_model",
-           "load_serving_fn"]
+           "load_serving_fn", "resolve_version_dir"]

@@ -104,6 +104,19 @@ def _publish(tmp: Path, model_dir: Path, version: int | None) -> Path:
     raise RuntimeError(f"could not find a free version under {model_dir}")
 
 
+def resolve_version_dir(path: str | os.PathLike) -> Path:
+    """A SavedModel version folder as is, or the newest version of a model folder (what TF Serving serves)."""
+    path = Path(path)
+    versions = existing_versions(path)
+    resolved = path / str(versions[-1]) if versions else path
+    if not (resolved / "saved_model.pb").is_file():
+        raise FileNotFoundError(
+            f"{path} is neither a SavedModel nor a folder of numbered versions: export a model first "
+            "(e.g. python recipes/cifar10_cnn.py) or point at saved_models/<name>[/<version>]."
+        )
+    return resolved
+
+
 def load_keras_model(version_dir: str | os.PathLike) -> keras.Model:
     """Rebuilds the exported Keras model: architecture from its JSON, weights from the SavedModel.
 
