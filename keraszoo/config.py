@@ -40,9 +40,10 @@ class TrainConfig:
     test_split: str = option("test", "TFDS split evaluated after every epoch")
     epochs: int = option(30, "number of epochs (a resumed run may raise it)")
     batch_size: int = option(128, "examples per training batch")
-    optimizer: Literal["sgd", "adam"] = option("sgd", "optimizer")
+    optimizer: Literal["sgd", "adam", "adamw"] = option("sgd", "optimizer")
     learning_rate: float = option(0.1, "initial learning rate")
-    momentum: float = option(0.0, "SGD momentum (ignored by adam)")
+    momentum: float = option(0.0, "SGD momentum (ignored by adam and adamw)")
+    weight_decay: float = option(0.0, "decoupled weight decay (adamw only)")
     seed: int = option(0, "seed for weight initialisation, data order and augmentation")
     deterministic: bool = option(
         True, "make TensorFlow ops deterministic (same seed and data give the same metrics on CPU)"
@@ -66,12 +67,13 @@ class TrainConfig:
             "learning_rate": self.learning_rate > 0,
             "momentum": 0 <= self.momentum < 1,
             "seed": self.seed >= 0,
+            "weight_decay": self.weight_decay >= 0,
         }
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(
                     f"{name}={getattr(self, name)!r} is out of range: epochs and batch_size must "
-                    "be >= 1, learning_rate > 0, 0 <= momentum < 1 and seed >= 0."
+                    "be >= 1, learning_rate > 0, 0 <= momentum < 1, seed >= 0 and weight_decay >= 0."
                 )
         _check_literals(self)
 

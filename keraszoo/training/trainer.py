@@ -51,7 +51,9 @@ def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
         return keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum)
     if config.optimizer == "adam":
         return keras.optimizers.Adam(learning_rate=config.learning_rate)
-    raise ValueError(f"optimizer={config.optimizer!r}: expected 'sgd' or 'adam'.")
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate=config.learning_rate, weight_decay=config.weight_decay)
+    raise ValueError(f"optimizer={config.optimizer!r}: expected 'sgd', 'adam' or 'adamw'.")
 
 
 def compile_classifier(model: keras.Model, config: TrainConfig) -> None:
