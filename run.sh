@@ -38,6 +38,7 @@ case "${1:-quickstart}" in
     trap 'kill $server 2>/dev/null' EXIT
     for _ in $(seq 120); do  # until the newest version answers (model loading takes seconds)
       curl -sf "http://127.0.0.1:$port/v1/models/cifar10_cnn" >/dev/null && break
+      kill -0 "$server" 2>/dev/null || { echo "keraszoo serve stopped (port $port busy? set KERASZOO_PORT)" >&2; exit 1; }
       sleep 1
     done
     curl -s "http://127.0.0.1:$port/v1/models/cifar10_cnn"; echo

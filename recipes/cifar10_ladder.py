@@ -1,0 +1,141 @@
+#!/usr/bin/env python
+"""Run the course's CIFAR-10 ladder (every variant x seeds) and tabulate it from the run records.
+
+Each (variant, seed) trains with recipes/cifar10_cnn.py's main() into
+--runs/<variant>-seed<seed>/ (resumable: rerun the same command after a kill), and
+the small records (config, history, metrics, curves) are copied to --records. With
+--report-only nothing is trained: the table and one curves figure per variant are
+made from whatever records exist, and printed as Markdown for docs/cifar10_ladder.md.
+
+examples:
+  python recipes/cifar10_ladder.py --epochs 30 --seeds 0 1          # everything (hours on a CPU)
+  python recipes/cifar10_ladder.py --variants batchnorm --epochs 20 --seeds 0
+  python recipes/cifar10_ladder.py --report-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+from pathlib import Path
+
+VARIANTS = ("baseline", "normalized", "augmented", "lr_decay", "dropout", "batchnorm")
+RECORD_FILES = ("config.json", "history.csv", "metrics.json", "curves.png")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--epochs", type=int, default=30, help="epochs for every variant (default: %(default)s)")
+    parser.add_argument("--data-dir", help="TFDS data_dir (default: $TFDS_DATA_DIR)")
+    parser.add_argument("--runs", default="runs/ladder", help="run folders (default: %(default)s)")
+    parser.add_argument("--records", default="docs/records/cifar10_ladder", help="records to commit")
+    parser.add_argument("--figures", default="docs/images", help="figure folder (default: %(default)s)")
+    parser.add_argument("--export-dir", default="runs/ladder_models", help="SavedModels of every run")
+    parser.add_argument("--report-only", action="store_true", help="train nothing, tabulate the records")
+    return parser.parse_args(argv)
+
+
+def train_all(args) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cifar10_cnn_recipe", Path(__file__).with_name("cifar10_cnn.py"))
+    recipe = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = recipe  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(recipe)
+    for variant in args.variants:
+        for seed in args.seeds:
+            output = Path(args.runs) / f"{variant}-seed{seed}"
+            print(f"== {variant}, seed {seed} -> {output}", flush=True)
+            recipe.main(recipe.Cifar10CNNConfig(variant=variant, seed=seed, epochs=args.epochs, data_dir=args.data_dir,
+                                                output=str(output), export_dir=args.export_dir, verbose="2"))
+            copy_record(output, Path(args.records) / output.name)
+
+
+def copy_record(run: Path, record: Path) -> None:
+    record.mkdir(parents=True, exist_ok=True)
+    for name in RECORD_FILES:
+        shutil.copy(run / name, record / name)
+
+
+def load_records(folder: Path) -> dict[str, list[dict]]:
+    from keraszoo.training.run_record import read_history
+
+    found: dict[str, list[dict]] = {}
+    for record in sorted(folder.glob("*-seed*")):
+        metrics = json.loads((record / "metrics.json").read_text())
+        variant = metrics.get("variant", record.name.rsplit("-seed", 1)[0])
+        found.setdefault(variant, []).append({"name": record.name, "metrics": metrics,
+                                              "history": read_history(record / "history.csv")})
+    return found
+
+
+def _mean_std(values) -> str:
+    values = list(values)
+    if len(values) == 1:
+        return f"{100 * values[0]:.2f} (1 seed)"
+    return f"{100 * statistics.mean(values):.2f} ± {100 * statistics.stdev(values):.2f}"
+
+
+def report(records: dict[str, list[dict]], figures: Path) -> str:
+    lines = ["| variant | epochs | seeds | test accuracy % (mean ± std) | final train accuracy % | train–test gap (points) "
+             "| best epoch (test acc.) | train s/epoch | hardware |", "|---|---|---|---|---|---|---|---|---|"]
+    for variant in VARIANTS:
+        runs = records.get(variant)
+        if not runs:
+            lines.append(f"| {variant} | — | — | not run yet | | | | | |")
+            continue
+        m = [r["metrics"] for r in runs]
+        gaps = [x["train_accuracy"] - x["test_accuracy"] for x in m]
+        best = ", ".join(f"{x['best_epoch']} ({100 * x['best_test_accuracy']:.1f})" for x in m)
+        epochs = sorted({x["epochs"] for x in m})
+        hardware = m[0]["environment"]["gpus"][0] if m[0]["environment"]["gpus"] else \
+            f"{m[0]['environment']['cpu']}, {m[0]['environment']['cpu_count']} cores"
+        lines.append(
+            f"| {variant} | {'/'.join(map(str, epochs))} | {', '.join(str(x['seed']) for x in m)} | "
+            f"{_mean_std(x['test_accuracy'] for x in m)} | {_mean_std(x['train_accuracy'] for x in m).split(' (')[0]} | "
+            f"{100 * statistics.mean(gaps):.1f} | {best} | "
+            f"{statistics.mean(x['mean_train_time_per_epoch_s'] for x in m):.0f} | {hardware} |")
+        plot_variant(variant, runs, figures / f"cifar10_ladder_{variant}.png")
+    return "\n".join(lines)
+
+
+def plot_variant(variant: str, runs: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for run, color in zip(runs, ("tab:blue", "tab:orange", "tab:green", "tab:red")):
+        epochs = [row["epoch"] for row in run["history"]]
+        seed = run["metrics"]["seed"]
+        for ax, metric in zip(axes, ("loss", "accuracy")):
+            ax.plot(epochs, [row[metric] for row in run["history"]], "--", color=color, label=f"train, seed {seed}")
+            ax.plot(epochs, [row[f"val_{metric}"] for row in run["history"]], "-", color=color,
+                    label=f"test, seed {seed}")
+    for ax, metric in zip(axes, ("loss", "accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_title(f"{variant}: {metric}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(args) -> int:
+    if not args.report_only:
+        train_all(args)
+    print(report(load_records(Path(args.records)), Path(args.figures)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(parse_args()))
