@@ -246,6 +246,14 @@ def test_untrained_course_cnn_starts_at_chance_level(data_dir):
     assert 0.03 < report["initial_accuracy"] < 0.2
 
 
+def test_untrained_other_cnn_starts_at_chance_level_for_its_5_classes(data_dir):
+    keras.utils.set_random_seed(1)
+    dataset = load_dataset("cifar10", "test[:256]", batch_size=128, data_dir=data_dir).map(
+        lambda x, y: (tf.image.resize(tf.cast(x, "float32") / 255.0, (40, 40)), y % 5))
+    report = evaluate_chance_level(other_cnn(), dataset)
+    assert report["chance_loss"] == pytest.approx(math.log(5)) and report["ok"]
+
+
 # --- the describe command ------------------------------------------------------------------
 
 def test_describe_cifar_cnn_prints_the_course_answers():
