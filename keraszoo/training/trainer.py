@@ -23,6 +23,7 @@ from keraszoo.config import TrainConfig, changed_fields
 
 CHECKPOINT_DIR = "checkpoint"
 EVAL_BATCH_SIZE = 256
+PLOT_EVERY_S = 30.0
 
 
 class RunFolderConflict(RuntimeError):
@@ -82,6 +83,7 @@ class _EpochRecorder(keras.callbacks.Callback):
     def __init__(self, state: dict, checkpoint: EpochCheckpoint, output_dir: Path, title: str):
         super().__init__()
         self.state, self.checkpoint, self.output_dir, self.title = state, checkpoint, output_dir, title
+        self._last_plot = -float("inf")
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = time.perf_counter()
@@ -102,7 +104,13 @@ class _EpochRecorder(keras.callbacks.Callback):
         self.state["history"].append(row)
         self.state["epoch"] = epoch + 1
         self.checkpoint.save(self.model, self.state)
-        write_record_files(self.output_dir, self.state["history"], self.title, self.state["initial"])
+        run_record.write_history(self.output_dir / run_record.HISTORY_FILE, self.state["history"])
+        # Drawing takes ~0.3 s: redraw at most every PLOT_EVERY_S, not on each of 500 one-step epochs.
+        # train() draws the final figure once training ends.
+        if time.perf_counter() - self._last_plot >= PLOT_EVERY_S:
+            run_record.plot_curves(self.output_dir / run_record.CURVES_FILE, self.state["history"],
+                                   title=self.title, initial=self.state["initial"])
+            self._last_plot = time.perf_counter()
 
 
 def write_record_files(output_dir: Path, history: list[dict], title: str, initial: dict) -> None:
