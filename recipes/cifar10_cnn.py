@@ -91,7 +91,7 @@ def build_models(config: Cifar10CNNConfig, metadata, train_data=None):
     crop = config.crop_size if steps["augment"] else image_shape[0]
     backbone = build_course_cnn(image_shape=(crop, crop, image_shape[2]), num_classes=metadata.num_classes,
                                 dropout_rate=steps["dropout_rate"], batch_norm=steps["batch_norm"])
-    name = RECIPE if config.variant == "baseline" else f"{RECIPE}_{config.variant}"
+    name = RECIPE if config.variant == "baseline" else f"{RECIPE}_{config.variant}"  # the model's name
     if not steps["augment"]:
         model = build_image_classifier(backbone=backbone, image_shape=image_shape, preprocessing=[scale], name=name)
         return model, model
@@ -108,18 +108,25 @@ def main(config: Cifar10CNNConfig) -> dict:
     from keraszoo.training.recipe import load_tfds_data, run_classification
 
     data = load_tfds_data(config.dataset, config)
-    training, inference = build_models(config, data.metadata, data.train)
+    name = RECIPE if config.variant == "baseline" else f"{RECIPE}_{config.variant}"
     steps = config.steps()
     callbacks = []
     if steps["lr_decay"] < 1:
         callbacks.append(ExponentialDecay(config.learning_rate, steps["lr_decay"]))
+    models = {}
+
+    def build(config, metadata):
+        # Called by run_classification after seeding: the seed fixes the initial weights.
+        models["training"], models["inference"] = build_models(config, metadata, data.train)
+        return models["training"]
+
     return run_classification(
         config,
-        recipe=RECIPE if config.variant == "baseline" else f"{RECIPE}_{config.variant}",
+        recipe=name,
         data=data,
-        build_model=lambda *_: training,
-        export_model=lambda _: inference,
-        export_name=config.export_name or training.name,
+        build_model=build,
+        export_model=lambda _: models["inference"],
+        export_name=config.export_name or name,
         callbacks=callbacks,
         record={"variant": config.variant, "steps": steps},
     )
