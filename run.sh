@@ -28,9 +28,10 @@ export PATH="$PWD/$venv/bin:$PATH"
 case "${1:-quickstart}" in
   quickstart)
     shift || true
-    # Two epochs on 10,000 images with momentum: about two minutes on 2 CPU cores.
-    python recipes/cifar10_cnn.py --epochs 2 --train-split 'train[:10000]' --momentum 0.9 \
-      --output runs/quickstart "$@"
+    # Two epochs on 10,000 images with Adam: about two minutes on 2 CPU cores, ~45 % test accuracy
+    # (the course's plain SGD needs more steps than that; SGD 0.1 with momentum 0.9 diverges here).
+    python recipes/cifar10_cnn.py --epochs 2 --train-split 'train[:10000]' --optimizer adam \
+      --learning-rate 0.001 --output runs/quickstart "$@"
     keraszoo show saved_models/cifar10_cnn
     port="${KERASZOO_PORT:-8501}"
     keraszoo serve saved_models --port "$port" &
