@@ -52,6 +52,8 @@ def run_classification(
     """Seeds, reads the splits, builds, trains (resuming if needed), exports; returns the metrics.
 
     The data are the TFDS ``dataset``'s config splits, unless ``data`` is given.
+    ``build_model(config, metadata)`` runs after seeding: create every model inside it,
+    never before the call, or the initial weights will not follow ``config.seed``.
 
     ``export_model`` maps the trained model to the inference model to export
     (default: the trained model itself), for recipes whose training model holds
