@@ -129,3 +129,30 @@ def test_short_real_training_on_mnist(data_dir, tmp_path):
     from keraszoo.cli import main as keraszoo
     assert keraszoo(["evaluate", metrics["saved_model"], "--dataset", "mnist", "--split", "test[:256]",
                      "--data-dir", data_dir, "--show", "0"]) == 0
+
+
+def test_class_token_attention_follows_the_models_own_forward_pass(data_dir, tmp_path):
+    from keraszoo.analysis.attention import class_token_attention, upsample
+    from keraszoo.models import build_image_classifier
+    from keraszoo.models.preprocessing import normalization
+
+    keras.utils.set_random_seed(0)
+    vit = build_vit(image_shape=(28, 28, 1), patch_size=11, hidden_dim=8, num_layers=2, num_heads=2, mlp_dim=16,
+                    num_classes=10)
+    vit.get_layer("classifier").kernel.assign(_x(8, 10) * 0.5)  # a non-zero head, so logits differ per image
+    model = build_image_classifier(backbone=vit, image_shape=(28, 28, 1),
+                                   preprocessing=[normalization([33.0], [6000.0])])
+    digits = np.random.default_rng(0).integers(0, 256, size=(3, 28, 28, 1)).astype("uint8")
+    maps = class_token_attention(model, digits)
+    np.testing.assert_allclose(maps.logits, model(digits, training=False), atol=1e-5)  # same path as the model
+    assert maps.per_layer.shape == (3, 2, 2, 2) and maps.rollout.shape == (3, 2, 2)
+    assert np.all(maps.per_layer >= 0) and np.all(maps.per_layer.sum(axis=(-2, -1)) <= 1 + 1e-6)
+    assert np.all(maps.rollout.sum(axis=(-2, -1)) <= 1 + 1e-6)
+    heat = upsample(maps.rollout[0], (28, 28), 11)
+    assert heat.shape == (28, 28) and np.all(heat[22:] == 0) and np.all(heat[:, 22:] == 0)  # uncovered pixels
+
+    tool = load_recipe("vit_attention_maps")
+    model.save(tmp_path / "vit.keras")
+    args = tool.parse_args(["--model", str(tmp_path / "vit.keras"), "--count", "2", "--data-dir", data_dir,
+                            "--output", str(tmp_path / "maps.png")])
+    assert tool.main(args) == 0 and (tmp_path / "maps.png").stat().st_size > 10_000

@@ -1,9 +1,10 @@
-"""Batch-level preprocessing layers for the course's CIFAR-10 ladder.
+"""Batch-level preprocessing layers: the CIFAR-10 ladder's and the pretrained ViT's input.
 
 They sit inside the model, so they run wherever the model runs (on the GPU when
 there is one) and on whole batches: per-channel normalisation (kept in exported
-models, so they take raw uint8 pixels) and, in training only, random crops and
-horizontal flips.
+models, so they take raw uint8 pixels), in training only random crops and
+horizontal flips, and the resizing + grey-to-RGB that turns 28x28 digits into the
+224x224x3 images a pretrained ViT expects.
 """
 
 from __future__ import annotations
@@ -54,4 +55,30 @@ def augmentation(*, crop_size: int, seed: int) -> list[keras.layers.Layer]:
     return [
         TrainingCrop(crop_size, crop_size, seed=seed, name="crop"),
         keras.layers.RandomFlip("horizontal", seed=seed + 1, name="flip"),
+    ]
+
+
+@keras.saving.register_keras_serializable(package="keraszoo")
+class GrayscaleToRGB(keras.layers.Layer):
+    """(..., 1) -> (..., 3) by repeating the channel: a grey image as an RGB checkpoint sees it."""
+
+    def call(self, inputs):
+        if inputs.shape[-1] != 1:
+            raise ValueError(f"GrayscaleToRGB takes one-channel images, got shape {inputs.shape}.")
+        return keras.ops.repeat(inputs, 3, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 3)
+
+
+def pretrained_vit_input(*, image_size: int, scale: float, offset: float) -> list[keras.layers.Layer]:
+    """Raw 0-255 grey digits -> the checkpoint's pixel range, image_size x image_size, 3 channels.
+
+    Rescaling comes first (resizing is linear, so the order does not change the values)
+    and the channel is repeated last, so the resize works on one channel instead of three.
+    """
+    return [
+        keras.layers.Rescaling(scale, offset, name="checkpoint_pixels"),
+        keras.layers.Resizing(image_size, image_size, interpolation="bilinear", name="resize"),
+        GrayscaleToRGB(name="grey_to_rgb"),
     ]

@@ -20,12 +20,16 @@ def build_vit(
     num_layers: int,
     num_heads: int,
     mlp_dim: int,
-    num_classes: int,
+    num_classes: int | None,
     dropout_rate: float = 0.0,
     layer_norm_epsilon: float = 1e-6,
     name: str = "vit",
 ) -> keras.Model:
-    """Float images -> logits, classifying from the class token after a final LayerNorm."""
+    """Float images -> logits, classifying from the class token after a final LayerNorm.
+
+    ``num_classes=None`` leaves the head out: the model returns the final LayerNorm's
+    (batch, tokens, hidden_dim) sequence, as keras-hub's ``ViTBackbone`` does.
+    """
     height, width = image_shape[:2]
     if len(image_shape) != 3:
         raise ValueError(f"image_shape must be (height, width, channels), got {image_shape}.")
@@ -34,8 +38,8 @@ def build_vit(
     if hidden_dim % num_heads:
         raise ValueError(f"hidden_dim {hidden_dim} must be divisible by num_heads {num_heads} "
                          f"(each head gets hidden_dim / num_heads dimensions).")
-    if min(num_layers, num_heads, mlp_dim, hidden_dim) < 1 or num_classes < 2:
-        raise ValueError("num_layers, num_heads, mlp_dim, hidden_dim must be >= 1 and num_classes >= 2.")
+    if min(num_layers, num_heads, mlp_dim, hidden_dim) < 1 or (num_classes is not None and num_classes < 2):
+        raise ValueError("num_layers, num_heads, mlp_dim, hidden_dim must be >= 1 and num_classes >= 2 (or None).")
     if not 0 <= dropout_rate < 1:
         raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate}.")
 
@@ -47,6 +51,8 @@ def build_vit(
         x = TransformerEncoderBlock(num_heads, mlp_dim, dropout_rate, layer_norm_epsilon,
                                     name=f"transformer_layer_{index}")(x)
     x = layers.LayerNormalization(epsilon=layer_norm_epsilon, name="layer_norm")(x)
+    if num_classes is None:
+        return keras.Model(inputs, x, name=name)
     class_token = x[:, 0]  # (batch, dim)
     # Zero-initialised head, as in the ViT paper: training starts exactly at chance level, ln(C).
     logits = layers.Dense(num_classes, kernel_initializer="zeros", name="classifier")(class_token)
