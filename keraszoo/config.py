@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 # Fields that may change between a run and its resumption: they do not change what is trained.
-RESUMABLE_FIELDS = frozenset({"epochs", "output", "export", "export_dir", "verbose"})
+# The strategy and XLA change where and how the same computation runs, not what it computes.
+RESUMABLE_FIELDS = frozenset({"epochs", "output", "export", "export_dir", "verbose", "strategy", "jit_compile"})
 
 
 def option(default, help: str, **kwargs):  # noqa: A002 - mirrors argparse's name
@@ -53,6 +54,16 @@ class TrainConfig:
     )
     output: str | None = option(
         None, "run folder for the record and the resume checkpoint (default: runs/<recipe>/seed<seed>)"
+    )
+    strategy: Literal["default", "mirrored", "multiworker"] = option(
+        "default", "tf.distribute strategy: one device, all local GPUs (mirrored), or the TF_CONFIG cluster "
+        "(multiworker); --batch-size is the global batch (docs/distributed.md)"
+    )
+    mixed_precision: bool = option(
+        False, "compute in float16 on GPUs / bfloat16 on CPUs, keeping float32 weights and logits"
+    )
+    jit_compile: Literal["auto", "on", "off"] = option(
+        "auto", "XLA compilation; auto is off on CPUs (measured slower here) and Keras's auto on GPUs"
     )
     export: bool = option(True, "export a SavedModel when training ends")
     export_dir: str = option("saved_models", "root of the TensorFlow Serving model folders")
@@ -171,6 +182,13 @@ def cli_main(main: Callable, config_class: type, description: str, argv=None) ->
     """
     config = parse_config(config_class, argv, description=description)
     from keraszoo.data import DatasetNotFoundError
+    from keraszoo.training.distribute import make_strategy
+
+    try:
+        make_strategy(config.strategy)  # before any other TensorFlow op, as tf.distribute requires
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     from keraszoo.training.trainer import RunFolderConflict
 
     try:

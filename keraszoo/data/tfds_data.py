@@ -166,7 +166,9 @@ def epoch_batches(
     # seeds once a global seed is set), read one after the other: all of epoch e's
     # batches, then epoch e+1's. Each shuffle buffer only fills when its epoch starts.
     epochs = [
-        data.examples.shuffle(buffer, seed=seed * 1_000_003 + epoch).batch(batch_size)
+        # reshuffle_each_iteration=False: a second pass over the stream (Keras makes one to build the
+        # model under a tf.distribute strategy) must see the same order as the first.
+        data.examples.shuffle(buffer, seed=seed * 1_000_003 + epoch, reshuffle_each_iteration=False).batch(batch_size)
         for epoch in range(first_epoch, last_epoch)
     ]
     order = tf.data.Dataset.range(len(epochs)).flat_map(

@@ -27,6 +27,9 @@ def build_image_classifier(
     for layer in preprocessing:
         x = layer(x)
     logits = backbone(x)
+    if keras.config.dtype_policy().compute_dtype != "float32":
+        # Mixed precision: the softmax and the loss need float32 logits (a bfloat16 logit has 3 digits).
+        logits = keras.layers.Activation("linear", dtype="float32", name="float32_logits")(logits)
     return keras.Model(inputs, logits, name=name or backbone.name)
 
 

@@ -52,7 +52,9 @@ def build_course_cnn(
     for i, width in enumerate(filters, start=1):
         x = layers.Conv2D(width, kernel_size, padding="same", name=f"conv{i}")(x)
         if batch_norm:
-            x = layers.BatchNormalization(name=f"bn{i}")(x)
+            # synchronized: under a tf.distribute strategy the statistics are those of the global
+            # batch, as on one device (no effect without a strategy).
+            x = layers.BatchNormalization(synchronized=True, name=f"bn{i}")(x)
         x = layers.ReLU(name=f"relu{i}")(x)
         x = layers.MaxPooling2D(pool_size=2, strides=2, name=f"pool{i}")(x)
     x = layers.Flatten(name="flatten")(x)  # (batch, h * w * filters[-1])

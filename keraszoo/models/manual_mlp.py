@@ -45,6 +45,9 @@ class ManualMLP(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if keras.config.dtype_policy().compute_dtype != "float32" and "dtype" not in kwargs:
+            raise ValueError("ManualMLP's hand-written gradients are float32 (or float64) math: "
+                             "run it without --mixed-precision.")
         if min(input_dim, hidden_dim) < 1 or num_classes < 2:
             raise ValueError("input_dim and hidden_dim must be >= 1 and num_classes >= 2.")
         if loss not in LOSSES:
@@ -119,10 +122,13 @@ class ManualMLP(keras.Model):
         x = self.features(inputs)
         y_onehot = tf.one_hot(labels, self.num_classes, dtype=x.dtype)
         loss, gradients, logits = self.loss_and_gradients(x, y_onehot)
-        learning_rate = tf.cast(self.optimizer.learning_rate, x.dtype)
-        for parameter, gradient in zip(self.parameters, gradients):
-            parameter.assign_sub(learning_rate * gradient)  # the SGD step
-        self.optimizer.iterations.assign_add(1)
+        # The SGD step p <- p - lr * grad, through the optimizer (plain SGD does exactly that) so that
+        # under a tf.distribute strategy the replicas' gradients are reduced before it: the optimizer
+        # sums them, and each replica's gradient is the mean over its share of the global batch,
+        # hence the division by the number of replicas (Keras scales its own losses the same way).
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        self.optimizer.apply_gradients(
+            [(gradient / replicas, parameter) for gradient, parameter in zip(gradients, self.parameters)])
         return self._update_metrics(loss, labels, logits)
 
     def test_step(self, data):

@@ -15,7 +15,16 @@ import keras
 from keraszoo.config import TrainConfig
 from keraszoo.data import DatasetMetadata, SplitData, dataset_metadata, read_split
 from keraszoo.export import export_classifier
-from keraszoo.training.trainer import finish_run, seed_everything, train
+from keraszoo.training.distribute import (
+    describe,
+    is_chief,
+    make_strategy,
+    precision,
+    resolve_jit_compile,
+    task_index,
+    work_around_multiworker_build,
+)
+from keraszoo.training.trainer import compile_classifier, finish_run, seed_everything, train
 
 ModelFactory = Callable[[TrainConfig, DatasetMetadata], keras.Model]
 
@@ -59,13 +68,27 @@ def run_classification(
     (default: the trained model itself), for recipes whose training model holds
     augmentation layers. ``after_training(model, data, output_dir)`` may add files
     (e.g. a plot) to the run record before it is exported with the model.
+
+    The model is built and compiled inside the config's tf.distribute strategy and
+    precision policy. In a multi-worker run only the chief writes ``output`` and
+    exports; worker i keeps its own record in ``output/worker<i>``.
     """
+    strategy = make_strategy(config.strategy)
     seed_everything(config.seed, deterministic=config.deterministic)
     if data is None:
         data = load_tfds_data(dataset, config)
     metadata, train_data, test_data = data.metadata, data.train, data.test
-    model = build_model(config, metadata)
+    with precision(config.mixed_precision), strategy.scope():
+        policy = keras.config.dtype_policy().name
+        model = build_model(config, metadata)
+        if not model.compiled:
+            compile_classifier(model, config)
+    if config.strategy == "multiworker":
+        work_around_multiworker_build(model, strategy)
+    chief = is_chief(strategy)
     output_dir = Path(config.output or Path("runs") / recipe / f"seed{config.seed}")
+    if not chief:
+        output_dir = output_dir / f"worker{task_index(strategy)}"
     result = train(
         model,
         train_data=train_data,
@@ -80,13 +103,16 @@ def run_classification(
             "dataset": f"{metadata.name}:{metadata.version}",
             "class_names": list(metadata.class_names),
             "num_params": model.count_params(),
+            "distribution": describe(strategy, config.strategy),
+            "dtype_policy": policy,
+            "jit_compile": resolve_jit_compile(config.jit_compile),
             **(record or {}),
         },
     )
     metrics = result.metrics
     if after_training is not None:
         after_training(model, data, output_dir)
-    if config.export:
+    if config.export and chief:
         inference_model = export_model(model) if export_model else model
         version_dir = export_classifier(
             inference_model,

@@ -19,6 +19,7 @@ from keraszoo.analysis.chance_level import chance_level_report, format_report
 from keraszoo.data import SplitData, batches, epoch_batches
 from keraszoo.training import run_record
 from keraszoo.training.checkpoint import EpochCheckpoint
+from keraszoo.training.distribute import resolve_jit_compile
 from keraszoo.config import TrainConfig, changed_fields
 
 CHECKPOINT_DIR = "checkpoint"
@@ -64,7 +65,7 @@ def compile_classifier(model: keras.Model, config: TrainConfig) -> None:
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         # Keras's "auto" turns XLA on; it made the course's CNN ~2x slower on our CPUs.
-        jit_compile=False,
+        jit_compile=resolve_jit_compile(config.jit_compile),
     )
 
 
@@ -178,7 +179,9 @@ def train(
     state = _start_or_resume(model, config, output_dir, checkpoint)
 
     # Evaluation batches need not be as small as training ones (online SGD trains on 1 example).
-    test_batches = batches(test_data, batch_size=max(config.batch_size, EVAL_BATCH_SIZE))
+    # Never larger than the split: under a tf.distribute strategy Keras builds the model from the
+    # first batch reduced over replicas, which fails when a short batch splits unevenly (64 as 64 + 0).
+    test_batches = batches(test_data, batch_size=min(max(config.batch_size, EVAL_BATCH_SIZE), test_data.num_examples))
     if config.evaluate_at_init and not state["initial"]:
         start = time.perf_counter()
         initial = model.evaluate(test_batches, verbose=0, return_dict=True)
