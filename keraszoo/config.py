@@ -23,6 +23,7 @@ from typing import Literal
 # Fields that may change between a run and its resumption: they do not change what is trained.
 # The strategy and XLA change where and how the same computation runs, not what it computes.
 RESUMABLE_FIELDS = frozenset({"epochs", "output", "export", "export_dir", "verbose", "strategy", "jit_compile"})
+DISTRIBUTION_FIELDS = ("strategy", "mixed_precision", "jit_compile")
 
 
 def option(default, help: str, **kwargs):  # noqa: A002 - mirrors argparse's name
@@ -197,3 +198,24 @@ def cli_main(main: Callable, config_class: type, description: str, argv=None) ->
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+def add_distribution_arguments(parser: argparse.ArgumentParser) -> None:
+    """--strategy, --mixed-precision and --jit-compile for runners that call recipes' main()."""
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in DISTRIBUTION_FIELDS:
+            flag = "--" + f.name.replace("_", "-")
+            choices = _literal_choices(typing.get_type_hints(TrainConfig)[f.name])
+            if choices:
+                parser.add_argument(flag, choices=choices, default=f.default, help=f.metadata["help"])
+            else:
+                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
+                                    help=f.metadata["help"])
+
+
+def distribution_options(args: argparse.Namespace) -> dict:
+    """The runner's distribution options as TrainConfig keyword arguments; creates the strategy first."""
+    from keraszoo.training.distribute import make_strategy
+
+    make_strategy(args.strategy)  # before any other TensorFlow op, as tf.distribute requires
+    return {name: getattr(args, name) for name in DISTRIBUTION_FIELDS}

@@ -22,6 +22,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from keraszoo.config import add_distribution_arguments, distribution_options
+
 VARIANTS = ("baseline", "normalized", "augmented", "lr_decay", "dropout", "batchnorm")
 RECORD_FILES = ("config.json", "history.csv", "metrics.json", "curves.png")
 
@@ -38,12 +40,14 @@ def parse_args(argv=None):
     parser.add_argument("--figures", default="docs/images", help="figure folder (default: %(default)s)")
     parser.add_argument("--export-dir", default="runs/ladder_models", help="SavedModels of every run")
     parser.add_argument("--report-only", action="store_true", help="train nothing, tabulate the records")
+    add_distribution_arguments(parser)
     return parser.parse_args(argv)
 
 
 def train_all(args) -> None:
     import importlib.util
 
+    distribution = distribution_options(args)
     spec = importlib.util.spec_from_file_location("cifar10_cnn_recipe", Path(__file__).with_name("cifar10_cnn.py"))
     recipe = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = recipe  # dataclasses look their module up while the class is made
@@ -53,7 +57,8 @@ def train_all(args) -> None:
             output = Path(args.runs) / f"{variant}-seed{seed}"
             print(f"== {variant}, seed {seed} -> {output}", flush=True)
             recipe.main(recipe.Cifar10CNNConfig(variant=variant, seed=seed, epochs=args.epochs, data_dir=args.data_dir,
-                                                output=str(output), export_dir=args.export_dir, verbose="2"))
+                                                output=str(output), export_dir=args.export_dir, verbose="2",
+                                                **distribution))
             copy_record(output, Path(args.records) / output.name)
 
 

@@ -20,6 +20,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from keraszoo.config import add_distribution_arguments, distribution_options
+
 TARGET_ACCURACY = 0.95
 # (dataset, study, varied field, values, fixed options)
 STUDIES = [
@@ -39,6 +41,7 @@ def parse_args(argv=None):
     parser.add_argument("--runs", default="runs/mlp_study", help="run folders (default: %(default)s)")
     parser.add_argument("--records", default="docs/records/mlp_study", help="small records to commit")
     parser.add_argument("--figures", default="docs/images", help="figure folder (default: %(default)s)")
+    add_distribution_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -57,6 +60,7 @@ def main(args) -> int:
 
     from keraszoo.training.run_record import read_history
 
+    distribution = distribution_options(args)
     spec = importlib.util.spec_from_file_location("mlp_recipe", Path(__file__).with_name("mlp.py"))
     recipe = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = recipe  # dataclasses look their module up while the class is made
@@ -71,7 +75,8 @@ def main(args) -> int:
                 name = f"{dataset}-{study}-{value:g}-seed{seed}" if study == "learning_rate" else \
                     f"{dataset}-{study}-{value}-seed{seed}"
                 options = {**fixed, study: value, "dataset": dataset, "seed": seed, "export": False,
-                           "verbose": "0", "output": str(Path(args.runs) / name), "data_dir": args.data_dir}
+                           "verbose": "0", "output": str(Path(args.runs) / name), "data_dir": args.data_dir,
+                           **distribution}
                 print(f"== {name}", flush=True)
                 metrics = recipe.main(recipe.MLPConfig(**options))
                 history = read_history(Path(options["output"]) / "history.csv")

@@ -25,6 +25,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from keraszoo.config import add_distribution_arguments, distribution_options
+
 FACTORS = {"hidden_dim": (8, 16, 32, 64), "patch_size": (4, 7, 11, 14), "num_layers": (2, 4, 6, 8)}
 DEFAULT = {"hidden_dim": 64, "patch_size": 7, "num_layers": 6}
 LABELS = {"hidden_dim": "embedding size", "patch_size": "patch size", "num_layers": "depth (blocks)"}
@@ -44,6 +46,7 @@ def parse_args(argv=None):
     parser.add_argument("--records", default="docs/records/mnist_vit_sweep", help="records to commit")
     parser.add_argument("--figures", default="docs/images", help="figure folder (default: %(default)s)")
     parser.add_argument("--report-only", action="store_true", help="train nothing, tabulate the records")
+    add_distribution_arguments(parser)
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error("--epochs must be >= 1")
@@ -76,6 +79,7 @@ def load_vit_recipe():
 
 
 def train_all(args) -> None:
+    distribution = distribution_options(args)
     recipe = load_vit_recipe()
     plan = planned_runs(args.factors, args.seeds)
     for index, (settings, seed) in enumerate(plan, 1):
@@ -88,7 +92,7 @@ def train_all(args) -> None:
         print(f"== [{index}/{len(plan)}] {name} -> {output}", flush=True)
         recipe.main(recipe.MnistViTConfig(**settings, seed=seed, epochs=args.epochs, warmup_epochs=args.warmup_epochs,
                                           train_split=args.train_split, data_dir=args.data_dir, output=str(output),
-                                          export=False, verbose="2"))
+                                          export=False, verbose="2", **distribution))
         record.mkdir(parents=True, exist_ok=True)
         for file in RECORD_FILES:
             shutil.copy(output / file, record / file)

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import ROOT, RECIPES
 
-RECIPE_NAMES = ["cifar10_cnn", "mlp", "mnist_vit", "mnist_vit_b16"]
+RECIPE_NAMES = ["cifar10_cnn", "mlp", "mnist_vit", "mnist_vit_b16", "cifar10_ladder", "mlp_study", "mnist_vit_sweep"]
 
 
 def _run(code: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -1,0 +1,85 @@
+"""PyTorch twins of keraszoo's reference models, for benchmarks/train_throughput.py only.
+
+Same shapes, same layers, same optimizer settings as the Keras side; inputs arrive as raw
+uint8 batches and are scaled / normalised / augmented inside the step, as keraszoo's
+models do in-graph. Written the way the course's notebooks would be, with PyTorch's CPU
+best practice on top (channels_last for the CNN, torch.compile optional).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class CourseCNN(nn.Module):
+    """conv5x5 32-64-64 (+BN) + ReLU + maxpool 2, fc 1000 + dropout, fc 10: the batchnorm variant."""
+
+    def __init__(self, in_channels=3, filters=(32, 64, 64), fc_units=1000, num_classes=10, image_side=28,
+                 dropout=0.5):
+        super().__init__()
+        layers, channels = [], in_channels
+        for width in filters:
+            layers += [nn.Conv2d(channels, width, 5, padding=2), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2)]
+            channels = width
+        self.features = nn.Sequential(*layers)
+        side = image_side // 2 ** len(filters)
+        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(channels * side * side, fc_units),
+                                        nn.ReLU(), nn.Dropout(dropout), nn.Linear(fc_units, num_classes))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+class Block(nn.Module):
+    def __init__(self, dim, heads, mlp_dim, dropout):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim, eps=1e-6), nn.LayerNorm(dim, eps=1e-6)
+        self.attention = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(mlp_dim, dim),
+                                 nn.Dropout(dropout))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        y = self.norm1(x)
+        x = x + self.dropout(self.attention(y, y, y, need_weights=False)[0])
+        return x + self.mlp(self.norm2(x))
+
+
+class ViT(nn.Module):
+    """keraszoo's build_vit: conv patch embedding, class token, learned positions, pre-norm blocks."""
+
+    def __init__(self, image_side=28, channels=1, patch=7, dim=64, layers=6, heads=4, mlp_dim=128, num_classes=10,
+                 dropout=0.1):
+        super().__init__()
+        tokens = (image_side // patch) ** 2 + 1
+        self.patch = nn.Conv2d(channels, dim, patch, stride=patch)
+        self.class_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.positions = nn.Parameter(torch.randn(1, tokens, dim) * 0.02)
+        self.dropout = nn.Dropout(dropout)
+        self.blocks = nn.Sequential(*[Block(dim, heads, mlp_dim, dropout) for _ in range(layers)])
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(self, x):
+        x = self.patch(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.class_token.expand(len(x), -1, -1), x], dim=1) + self.positions
+        x = self.norm(self.blocks(self.dropout(x)))
+        return self.head(x[:, 0])
+
+
+def mlp(input_dim=784, hidden=100, num_classes=10):
+    return nn.Sequential(nn.Flatten(), nn.Linear(input_dim, hidden), nn.Tanh(), nn.Linear(hidden, num_classes))
+
+
+def augment(images: torch.Tensor, crop: int) -> torch.Tensor:
+    """Random crop (one offset per image) and horizontal flip, on the whole NCHW batch."""
+    n, _, h, w = images.shape
+    top = torch.randint(0, h - crop + 1, (n,))
+    left = torch.randint(0, w - crop + 1, (n,))
+    rows = (top[:, None] + torch.arange(crop))[:, None, :, None].expand(n, images.shape[1], crop, w)
+    images = images.gather(2, rows)
+    cols = (left[:, None] + torch.arange(crop))[:, None, None, :].expand(n, images.shape[1], crop, crop)
+    images = images.gather(3, cols)
+    flip = torch.rand(n) < 0.5
+    return torch.where(flip[:, None, None, None], images.flip(3), images)

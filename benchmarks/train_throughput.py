@@ -1,0 +1,268 @@
+#!/usr/bin/env python
+"""Training throughput (images/s) of keraszoo's reference models against PyTorch twins, and of the input pipeline.
+
+Models, built by the recipes' own builders, batch 128, raw uint8 batches in:
+  mlp     MNIST MLP 784-100(tanh)-10, SGD 0.1 (recipes/mlp.py, Keras implementation)
+  cnn_bn  the course CNN, batchnorm variant: crop 28 + flip + normalisation in the model, conv 5x5
+          32-64-64 with batch norm, dropout 0.5, fc 1000, SGD 0.05 + momentum 0.9 (recipes/cifar10_cnn.py)
+  vit     MNIST ViT default: patch 7, hidden 64, 6 blocks, 4 heads, MLP 128, AdamW (recipes/mnist_vit.py)
+The PyTorch twins (benchmarks/torch_reference.py) have the same layers, do the same scaling and
+augmentation inside the step, use the same optimizer, channels_last for the CNN, and as many
+threads as TensorFlow. Both train on one fixed in-memory batch, so only the model step is timed.
+Repetitions alternate keraszoo and PyTorch; the table gives the median and the min-max.
+
+The input pipeline (keraszoo.data on the prepared CIFAR-10: TFDS read + PNG decode, then batching,
+normalisation, crop and flip as batch-level layers on the CPU) is timed alone, from disk and from
+the in-memory cache the trainer uses after the first epoch, and compared with cnn_bn's rate.
+
+needs PyTorch: pip install 'keraszoo[bench]' (torch 2.13.0, CPU build)
+
+examples:
+  python benchmarks/train_throughput.py --json docs/records/train_throughput.json
+  python benchmarks/train_throughput.py --models cnn_bn --keras-variants fp32 fp32_xla bf16 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ("mlp", "cnn_bn", "vit")
+KERAS_VARIANTS = ("fp32", "fp32_xla", "bf16")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--keras-variants", nargs="+", choices=KERAS_VARIANTS, default=["fp32"],
+                        help="keraszoo settings to time: fp32 (the default), fp32_xla (--jit-compile on), "
+                             "bf16 (--mixed-precision on a CPU)")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per repetition (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=5, help="repetitions per framework (default: %(default)s)")
+    parser.add_argument("--pipeline-batches", type=int, default=100, help="batches timed for the input pipeline")
+    parser.add_argument("--no-pipeline", action="store_true", help="skip the input-pipeline measurement")
+    parser.add_argument("--data-dir", help="TFDS data_dir (default: $TFDS_DATA_DIR)")
+    parser.add_argument("--json", help="write the results here")
+    return parser.parse_args(argv)
+
+
+def _load(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "recipes" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def synthetic(name, batch):
+    import numpy as np
+
+    shape = (32, 32, 3) if name == "cnn_bn" else (28, 28, 1)
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, size=(batch, *shape), dtype=np.uint8), rng.integers(0, 10, size=batch).astype("int32")
+
+
+def keras_model(name, variant, images, labels):
+    """The recipe's training model, compiled as the recipe compiles it."""
+    import tensorflow as tf
+
+    from keraszoo.data import DatasetMetadata, SplitData
+    from keraszoo.training.distribute import precision
+    from keraszoo.training.trainer import compile_classifier
+
+    jit = "on" if variant == "fp32_xla" else "off"
+    metadata = DatasetMetadata(name="synthetic", version="0", data_dir="", input_shape=images.shape[1:],
+                               num_classes=10, class_names=tuple(map(str, range(10))))
+    train = SplitData(examples=tf.data.Dataset.from_tensor_slices((images, labels)), num_examples=len(images),
+                      split="synthetic")
+    with precision(variant == "bf16"):
+        if name == "mlp":
+            recipe = _load("mlp")
+            config = recipe.MLPConfig(dataset="mnist", implementation="keras", learning_rate=0.1, jit_compile=jit)
+            model = recipe.build_model(config, metadata)
+        elif name == "cnn_bn":
+            recipe = _load("cifar10_cnn")
+            config = recipe.Cifar10CNNConfig(variant="batchnorm", learning_rate=0.05, momentum=0.9, jit_compile=jit)
+            model = recipe.build_models(config, metadata, train)[0]
+        else:
+            recipe = _load("mnist_vit")
+            config = recipe.MnistViTConfig(jit_compile=jit)
+            model = recipe.build_model(config, metadata, train)
+        compile_classifier(model, config)
+    return model, config
+
+
+def time_keras(model, images, labels, steps):
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensors((images, labels)).repeat()
+    start = time.perf_counter()
+    model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
+    return steps * len(images) / (time.perf_counter() - start)
+
+
+def torch_setup(name, images, labels, config):
+    import torch
+
+    import torch_reference as ref
+
+    torch.manual_seed(0)
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # NCHW uint8
+    y = torch.from_numpy(labels).long()
+    if name == "mlp":
+        model = ref.mlp()
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate)
+
+        def inputs():
+            return x.float() / 255.0
+    elif name == "cnn_bn":
+        model = ref.CourseCNN().to(memory_format=torch.channels_last)
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum)
+        mean, std = torch.full((1, 3, 1, 1), 120.0), torch.full((1, 3, 1, 1), 64.0)
+
+        def inputs():
+            return ((ref.augment(x, 28).float() - mean) / std).contiguous(memory_format=torch.channels_last)
+    else:
+        model = ref.ViT()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+        mean, std = 33.3, 78.6
+
+        def inputs():
+            return (x.float() - mean) / std
+    loss_fn = torch.nn.CrossEntropyLoss()
+    model.train()
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(inputs()), y)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def time_torch(step, steps, batch):
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * batch / (time.perf_counter() - start)
+
+
+def summary(rates):
+    return {"median": statistics.median(rates), "min": min(rates), "max": max(rates), "runs": rates}
+
+
+def benchmark_models(args):
+    import tensorflow as tf
+    import torch
+
+    threads = os.cpu_count()
+    torch.set_num_threads(threads)
+    results = {}
+    for name in args.models:
+        images, labels = synthetic(name, args.batch_size)
+        keras_runs = {}
+        for variant in args.keras_variants:
+            model, config = keras_model(name, variant, images, labels)
+            time_keras(model, images, labels, 5)  # trace and warm up
+            keras_runs[variant] = (model, [])
+        step = torch_setup(name, images, labels, config)
+        for _ in range(3):
+            step()
+        torch_rates = []
+        for repeat in range(args.repeats):
+            for variant, (model, rates) in keras_runs.items():
+                rates.append(time_keras(model, images, labels, args.steps))
+            torch_rates.append(time_torch(step, args.steps, args.batch_size))
+            print(f"{name} repeat {repeat + 1}: " + ", ".join(f"{v} {r[-1]:.0f}" for v, (_, r) in keras_runs.items())
+                  + f", torch {torch_rates[-1]:.0f} images/s", file=sys.stderr)
+        results[name] = {"keraszoo": {v: summary(r) for v, (_, r) in keras_runs.items()},
+                         "pytorch": summary(torch_rates)}
+        tf.keras.backend.clear_session() if hasattr(tf, "keras") else None
+    return results
+
+
+def benchmark_pipeline(args):
+    """images/s of keraszoo.data + the batchnorm variant's batch-level preprocessing, on the CPU."""
+    import tensorflow as tf
+
+    from keraszoo.data import read_split
+    from keraszoo.data.tfds_data import batches
+    from keraszoo.models.preprocessing import augmentation, normalization
+
+    layers = [*augmentation(crop_size=28, seed=0), normalization([125.3, 123.0, 113.9], [3970.0, 3870.0, 4410.0])]
+
+    def preprocess(images, labels):
+        for layer in layers:
+            images = layer(images, training=True) if "crop" in layer.name or "flip" in layer.name else layer(images)
+        return images, labels
+
+    sample = tf.zeros((2, 32, 32, 3), tf.uint8)
+    preprocess(sample, None)  # builds the layers (and their seed state) eagerly, outside tf.data's graph
+    count = args.pipeline_batches * args.batch_size
+    out = {}
+    for label, split in (("from disk (first epoch)", f"train[:{count}]"), ("from the cache (later epochs)", None)):
+        if split:
+            data = read_split("cifar10", split, data_dir=args.data_dir)
+        stream = batches(data, batch_size=args.batch_size).map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
+        start = time.perf_counter()
+        seen = sum(int(images.shape[0]) for images, _ in stream)
+        out[label] = seen / (time.perf_counter() - start)
+        print(f"pipeline {label}: {out[label]:.0f} images/s", file=sys.stderr)
+    return out
+
+
+def table(results, pipeline, variants) -> str:
+    lines = ["| model | keraszoo images/s (median, min–max) | PyTorch images/s | keraszoo / PyTorch |",
+             "|---|---|---|---|"]
+    for name, r in results.items():
+        torch_median = r["pytorch"]["median"]
+        for variant in variants:
+            k = r["keraszoo"][variant]
+            lines.append(f"| {name} ({variant}) | {k['median']:.0f} ({k['min']:.0f}–{k['max']:.0f}) | "
+                         f"{torch_median:.0f} ({r['pytorch']['min']:.0f}–{r['pytorch']['max']:.0f}) | "
+                         f"{k['median'] / torch_median:.2f}× |")
+    if pipeline:
+        model_rate = results.get("cnn_bn", {}).get("keraszoo", {}).get("fp32", {}).get("median")
+        lines += ["", "| input pipeline (CIFAR-10, crop + flip + normalise) | images/s | vs cnn_bn training |",
+                  "|---|---|---|"]
+        for label, rate in pipeline.items():
+            ratio = f"{rate / model_rate:.1f}×" if model_rate else "—"
+            lines.append(f"| {label} | {rate:.0f} | {ratio} |")
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    sys.path.insert(0, str(Path(__file__).parent))
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("error: this benchmark needs PyTorch: pip install 'keraszoo[bench]'", file=sys.stderr)
+        return 2
+    from keraszoo.training.run_record import environment
+
+    results = benchmark_models(args)
+    pipeline = None if args.no_pipeline else benchmark_pipeline(args)
+    print(table(results, pipeline, args.keras_variants))
+    if args.json:
+        import torch
+
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(
+            {"command": "python " + " ".join(sys.argv), "settings": vars(args),
+             "environment": {**environment(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
+             "models": results, "pipeline_images_per_s": pipeline}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(parse_args()))
