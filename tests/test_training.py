@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import load_recipe
 from keraszoo.training import RunFolderConflict
 from keraszoo.training.run_record import read_history
 
@@ -87,3 +88,52 @@ def test_checkpoint_restores_weights_and_optimizer_state(tmp_path):
     for got, want in zip(restored.weights, trained.weights):
         np.testing.assert_array_equal(got.numpy(), want.numpy())
     assert [p.name for p in tmp_path.iterdir()] == ["epoch-00002"]  # no temporary folder left
+
+
+def test_time_budget_schedule_follows_the_clock_and_stops():
+    from keraszoo.training.callbacks import TimeBudget
+
+    now = [0.0]
+    budget = TimeBudget(1.0, budget_s=10.0, warmup=0.2, clock=lambda: now[0])
+    assert budget.learning_rate(0.1) == pytest.approx(0.5) and budget.learning_rate(0.2) == pytest.approx(1.0)
+    assert budget.learning_rate(0.6) == pytest.approx(0.5) and budget.learning_rate(1.0) == 0.0
+
+    class Model:
+        stop_training = False
+
+        class optimizer:
+            learning_rate = None
+
+    model = Model()
+    budget.set_model(model)
+    budget.on_train_begin()
+    now[0] = 30.0  # the first step traces the graph: not counted
+    budget.on_train_batch_begin(0)
+    budget.on_train_batch_end(0)
+    assert budget.spent_s == 0.0
+    for _ in range(4):
+        now[0] += 1.0
+        budget.on_train_batch_begin(0)
+        budget.on_train_batch_end(0)
+    budget.on_test_begin()
+    now[0] += 100.0  # evaluation: not counted
+    budget.on_test_end()
+    assert budget.spent_s == pytest.approx(4.0) and not model.stop_training
+    for _ in range(6):
+        now[0] += 1.0
+        budget.on_train_batch_begin(0)
+        assert model.optimizer.learning_rate == pytest.approx(budget.learning_rate(budget.spent_s / 10.0))
+        budget.on_train_batch_end(0)
+    assert budget.spent_s == pytest.approx(10.0) and model.stop_training
+
+
+def test_speedrun_recipe_stops_on_budget_and_exports_without_random_layers(data_dir, tmp_path):
+    recipe = load_recipe("cifar10_speedrun")
+    metrics = recipe.main(recipe.SpeedrunConfig(
+        data_dir=data_dir, train_split="train[:512]", test_split="test[:256]", budget_s=3.0, widths="8,16,32",
+        batch_size=64, output=str(tmp_path / "run"), export_dir=str(tmp_path / "models"), verbose="0"))
+    assert 1 <= metrics["epochs"] < 1000 and metrics["budget_s"] == 3.0
+    from keraszoo.export import load_keras_model
+
+    exported = load_keras_model(metrics["saved_model"])
+    assert not [layer.name for layer in exported.layers if layer.name in ("flip", "translate")]

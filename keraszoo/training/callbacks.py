@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import keras
 
@@ -57,3 +58,59 @@ class WarmupCosine(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Trains for ``budget_s`` seconds of training time, with the learning rate following the clock.
+
+    lr rises linearly to ``peak_learning_rate`` over the first ``warmup`` fraction of the budget,
+    then falls linearly to 0 when the budget is spent, and training stops after that batch. Time
+    spent evaluating between epochs is not counted, nor is the first step (which traces and compiles
+    the training graph), so the budget is the optimisation's alone.
+    For speedruns ("what does 10 minutes buy?"); the number of steps depends on the machine.
+    """
+
+    def __init__(self, peak_learning_rate: float, budget_s: float, warmup: float = 0.2, clock=time.perf_counter):
+        super().__init__()
+        if peak_learning_rate <= 0 or budget_s <= 0 or not 0 <= warmup < 1:
+            raise ValueError("need peak_learning_rate > 0, budget_s > 0 and 0 <= warmup < 1.")
+        self.peak, self.budget_s, self.warmup, self.clock = peak_learning_rate, budget_s, warmup, clock
+        self.spent_s, self._since, self._compiled = 0.0, None, False
+
+    def learning_rate(self, fraction: float) -> float:
+        if fraction < self.warmup:
+            return self.peak * max(fraction / self.warmup, 1e-3)
+        return self.peak * max(1.0 - fraction, 0.0) / (1.0 - self.warmup)
+
+    def _tick(self):
+        now = self.clock()
+        if self._since is not None:
+            self.spent_s += now - self._since
+        self._since = now
+
+    def on_train_begin(self, logs=None):
+        self._since = self.clock()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._tick()
+        self.model.optimizer.learning_rate = self.learning_rate(min(self.spent_s / self.budget_s, 1.0))
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self._compiled:  # the first step is mostly tracing: start the clock after it
+            self._compiled, self.spent_s, self._since = True, 0.0, self.clock()
+            return
+        self._tick()
+        if self.spent_s >= self.budget_s:
+            self.model.stop_training = True
+
+    def on_test_begin(self, logs=None):
+        self._tick()  # count up to here, then pause the clock while evaluating
+        self._since = None
+
+    def on_test_end(self, logs=None):
+        self._since = self.clock()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            logs["training_time_s"] = round(self.spent_s, 3)
