@@ -26,7 +26,7 @@ def _models(args) -> int:
 
     for name, builder in sorted(MODEL_BUILDERS.items()):
         model = builder()
-        print(f"{name:<16} {model.count_params():>10,} parameters  input {model.input_shape[1:]}  ({model.name})")
+        print(f"{name:<22} {model.count_params():>11,} parameters  input {model.input_shape[1:]}  ({model.name})")
     return 0
 
 

@@ -1,6 +1,7 @@
 """tf.distribute in every recipe: mirrored replicas and worker processes train like one device."""
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -130,3 +131,22 @@ def test_two_workers_on_loopback_end_with_identical_weights(tmp_path):
     assert record["test_accuracy"] > 0.9  # it did train (3 epochs of circles with momentum)
     assert (tmp_path / "models" / "circles_mlp" / "1").is_dir()  # the chief exported
     assert not (tmp_path / "models" / "circles_mlp" / "2").exists()  # and only the chief
+
+
+def test_mixed_precision_trains_in_bfloat16_on_cpu_and_restores_the_policy(data_dir, tmp_path):
+    import keras
+
+    from conftest import load_recipe
+    from keraszoo.export import load_serving_fn
+
+    recipe = load_recipe("mnist_vit")
+    metrics = recipe.main(recipe.MnistViTConfig(
+        mixed_precision=True, data_dir=data_dir, train_split="train[:256]", test_split="test[:128]", epochs=1,
+        hidden_dim=16, num_layers=1, mlp_dim=32, output=str(tmp_path / "run"), export_dir=str(tmp_path / "models"),
+        verbose="0"))
+    assert metrics["dtype_policy"] == "mixed_bfloat16" and metrics["jit_compile"] is False
+    assert keras.config.dtype_policy().name == "float32"  # restored for whatever runs next
+    assert metrics["initial_loss_near_chance"] and math.isfinite(metrics["test_loss"])
+    outputs = load_serving_fn(metrics["saved_model"])(images=np.zeros((2, 28, 28, 1), "uint8"))
+    assert outputs["logits"].dtype.name == "float32"
+    np.testing.assert_allclose(np.sum(outputs["probabilities"], -1), 1.0, atol=1e-5)
