@@ -73,6 +73,14 @@ def _show(args) -> int:
     return 0
 
 
+def _trained_on(version_dir: Path) -> str:
+    """The dataset in the exported run record ("mnist:3.0.1" -> "mnist"); cifar10 if there is none."""
+    metrics = version_dir / "run_record" / "metrics.json"
+    if metrics.is_file():
+        return json.loads(metrics.read_text()).get("dataset", "cifar10").split(":")[0]
+    return "cifar10"
+
+
 def _evaluate(args) -> int:
     import numpy as np
 
@@ -81,12 +89,18 @@ def _evaluate(args) -> int:
 
     try:
         path = resolve_version_dir(args.path)
-        metadata = dataset_metadata(args.dataset, data_dir=args.data_dir)
-        dataset = load_dataset(args.dataset, args.split, batch_size=256, data_dir=args.data_dir)
-    except (DatasetNotFoundError, ValueError, FileNotFoundError) as error:
+        name = args.dataset or _trained_on(path)
+        metadata = dataset_metadata(name, data_dir=args.data_dir)
+        dataset = load_dataset(name, args.split, batch_size=256, data_dir=args.data_dir)
+        serve = load_serving_fn(path)
+        expected = tuple(serve.structured_input_signature[1]["images"].shape[1:])
+        if expected != tuple(metadata.input_shape):
+            raise ValueError(f"{path} takes images of shape {expected}, {name} has {tuple(metadata.input_shape)}: "
+                             "pass the dataset the model was trained on with --dataset.")
+    except (DatasetNotFoundError, ValueError, FileNotFoundError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    serve = load_serving_fn(path)
+    args.dataset = name
     correct = total = 0
     shown = []
     for images, labels in dataset:
@@ -250,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(run=_show)
     evaluate = commands.add_parser("evaluate", help="score an exported SavedModel on a split")
     evaluate.add_argument("path", help="saved_models/<name> or saved_models/<name>/<version>")
-    evaluate.add_argument("--dataset", default="cifar10", help="TFDS dataset (default: cifar10)")
+    evaluate.add_argument("--dataset", help="TFDS dataset (default: the one in the model's run record)")
     evaluate.add_argument("--split", default="test", help="split or slice (default: test)")
     evaluate.add_argument("--data-dir", help="TFDS data_dir (default: $TFDS_DATA_DIR)")
     evaluate.add_argument("--show", type=int, default=8, help="predictions to print (default: 8)")
