@@ -67,3 +67,12 @@ def test_evaluate_scores_an_exported_model_from_disk(short_cifar10_run, data_dir
     assert done.returncode == 0, done.stderr[-2000:]
     # The SavedModel scores what training measured on the same split.
     assert f"accuracy {metrics['test_accuracy']:.4f}" in done.stdout
+
+
+def test_evaluate_reads_the_dataset_from_the_run_record_and_refuses_a_mismatch(data_dir):
+    shipped = str(ROOT / "saved_models" / "mnist_vit" / "1")  # trained on MNIST, says so in its record
+    done = _run("-m", "keraszoo", "evaluate", shipped, "--data-dir", data_dir, "--split", "test[:256]")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "on mnist test[:256]" in done.stdout
+    done = _run("-m", "keraszoo", "evaluate", shipped, "--data-dir", data_dir, "--dataset", "cifar10")
+    assert done.returncode == 2 and "takes images of shape (28, 28, 1)" in done.stderr
