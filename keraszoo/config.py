@@ -16,6 +16,7 @@ import json
 import sys
 import types
 import typing
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -219,3 +220,15 @@ def distribution_options(args: argparse.Namespace) -> dict:
 
     make_strategy(args.strategy)  # before any other TensorFlow op, as tf.distribute requires
     return {name: getattr(args, name) for name in DISTRIBUTION_FIELDS}
+
+
+def load_recipe_script(path: str | Path):
+    """Imports a recipe script (e.g. recipes/cifar10_cnn.py) as a module, for runners that call its main()."""
+    import importlib.util
+
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(f"{path.stem}_recipe", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(module)
+    return module

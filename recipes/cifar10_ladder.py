@@ -22,7 +22,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from keraszoo.config import add_distribution_arguments, distribution_options
+from keraszoo.config import add_distribution_arguments, distribution_options, load_recipe_script
 
 VARIANTS = ("baseline", "normalized", "augmented", "lr_decay", "dropout", "batchnorm")
 RECORD_FILES = ("config.json", "history.csv", "metrics.json", "curves.png")
@@ -45,13 +45,8 @@ def parse_args(argv=None):
 
 
 def train_all(args) -> None:
-    import importlib.util
-
     distribution = distribution_options(args)
-    spec = importlib.util.spec_from_file_location("cifar10_cnn_recipe", Path(__file__).with_name("cifar10_cnn.py"))
-    recipe = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = recipe  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(recipe)
+    recipe = load_recipe_script(Path(__file__).with_name("cifar10_cnn.py"))
     for variant in args.variants:
         for seed in args.seeds:
             output = Path(args.runs) / f"{variant}-seed{seed}"
@@ -116,6 +111,8 @@ def plot_variant(variant: str, runs: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from keraszoo.training.run_record import save_figure
+
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for run, color in zip(runs, ("tab:blue", "tab:orange", "tab:green", "tab:red")):
         epochs = [row["epoch"] for row in run["history"]]
@@ -124,15 +121,7 @@ def plot_variant(variant: str, runs: list[dict], path: Path) -> None:
             ax.plot(epochs, [row[metric] for row in run["history"]], "--", color=color, label=f"train, seed {seed}")
             ax.plot(epochs, [row[f"val_{metric}"] for row in run["history"]], "-", color=color,
                     label=f"test, seed {seed}")
-    for ax, metric in zip(axes, ("loss", "accuracy")):
-        ax.set_xlabel("epoch")
-        ax.set_title(f"{variant}: {metric}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, axes, [f"{variant}: {metric}" for metric in ("loss", "accuracy")], path)
 
 
 def main(args) -> int:

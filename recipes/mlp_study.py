@@ -20,7 +20,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from keraszoo.config import add_distribution_arguments, distribution_options
+from keraszoo.config import add_distribution_arguments, distribution_options, load_recipe_script
 
 TARGET_ACCURACY = 0.95
 # (dataset, study, varied field, values, fixed options)
@@ -56,15 +56,10 @@ def to_target(history: list[dict], target: float):
 
 
 def main(args) -> int:
-    import importlib.util
-
     from keraszoo.training.run_record import read_history
 
     distribution = distribution_options(args)
-    spec = importlib.util.spec_from_file_location("mlp_recipe", Path(__file__).with_name("mlp.py"))
-    recipe = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = recipe  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(recipe)
+    recipe = load_recipe_script(Path(__file__).with_name("mlp.py"))
 
     results = []
     for dataset, study, values, fixed in STUDIES:

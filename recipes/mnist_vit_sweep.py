@@ -25,7 +25,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from keraszoo.config import add_distribution_arguments, distribution_options
+from keraszoo.config import add_distribution_arguments, distribution_options, load_recipe_script
 
 FACTORS = {"hidden_dim": (8, 16, 32, 64), "patch_size": (4, 7, 11, 14), "num_layers": (2, 4, 6, 8)}
 DEFAULT = {"hidden_dim": 64, "patch_size": 7, "num_layers": 6}
@@ -69,13 +69,7 @@ def planned_runs(factors, seeds) -> list[tuple[dict, int]]:
 
 
 def load_vit_recipe():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("mnist_vit_recipe", Path(__file__).with_name("mnist_vit.py"))
-    recipe = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = recipe  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(recipe)
-    return recipe
+    return load_recipe_script(Path(__file__).with_name("mnist_vit.py"))
 
 
 def train_all(args) -> None:
@@ -161,6 +155,8 @@ def plot_factor(factor: str, curves: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from keraszoo.training.run_record import save_figure
+
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     colors = ("tab:blue", "tab:orange", "tab:green", "tab:red")
     for (value, group), color in zip(sorted(curves.items()), colors):
@@ -169,15 +165,8 @@ def plot_factor(factor: str, curves: dict, path: Path) -> None:
             for ax, metric in zip(axes, ("val_accuracy", "val_loss")):
                 ax.plot(epochs, [row[metric] for row in run["history"]], "-o", ms=3, color=color, alpha=0.85,
                         label=f"{factor} {value}" if i == 0 else None)
-    for ax, title in zip(axes, ("test accuracy", "test loss")):
-        ax.set_xlabel("epoch")
-        ax.set_title(f"{LABELS[factor]}: {title} (one line per seed)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, axes, [f"{LABELS[factor]}: {title} (one line per seed)"
+                            for title in ("test accuracy", "test loss")], path)
 
 
 def main(args) -> int:

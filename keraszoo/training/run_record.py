@@ -121,3 +121,18 @@ def environment() -> dict:
         "cpu_count": os.cpu_count(),
         "gpus": gpus,
     }
+
+
+def save_figure(fig, axes, titles, path: Path) -> None:
+    """Labels each axis (x: epoch, its title, grid, legend), lays the figure out and writes it."""
+    import matplotlib.pyplot as plt
+
+    for ax, title in zip(axes, titles):
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
