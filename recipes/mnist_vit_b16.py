@@ -94,16 +94,12 @@ def build_model(config: MnistViTB16Config, metadata, loaded: dict | None = None)
 
 
 def main(config: MnistViTB16Config) -> dict:
-    import math
-
     from keraszoo.training.callbacks import WarmupCosine
     from keraszoo.training.recipe import load_tfds_data, run_classification
 
     data = load_tfds_data("mnist", config)
-    steps_per_epoch = math.ceil(data.train.num_examples / config.batch_size)
-    total = config.epochs * steps_per_epoch
-    schedule = WarmupCosine(config.learning_rate, total_steps=total,
-                            warmup_steps=min(int(config.warmup_epochs * steps_per_epoch), total - 1))
+    schedule = WarmupCosine.for_epochs(config.learning_rate, epochs=config.epochs, batch_size=config.batch_size,
+                                       num_examples=data.train.num_examples, warmup_epochs=config.warmup_epochs)
     # Filled by build_model (which run_classification calls before it writes the record).
     loaded = {"weights": "none (random initialisation)"}
     return run_classification(

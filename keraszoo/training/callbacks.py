@@ -45,6 +45,15 @@ class WarmupCosine(keras.callbacks.Callback):
             raise ValueError("need peak_learning_rate > 0, total_steps >= 1 and 0 <= warmup_steps < total_steps.")
         self.peak, self.total_steps, self.warmup_steps = peak_learning_rate, total_steps, warmup_steps
 
+    @classmethod
+    def for_epochs(cls, peak_learning_rate: float, *, epochs: int, num_examples: int, batch_size: int,
+                   warmup_epochs: float) -> "WarmupCosine":
+        """The schedule of a run of ``epochs`` over ``num_examples``, warmup given in epochs."""
+        steps_per_epoch = math.ceil(num_examples / batch_size)
+        total = epochs * steps_per_epoch
+        return cls(peak_learning_rate, total_steps=total,
+                   warmup_steps=min(int(warmup_epochs * steps_per_epoch), total - 1))
+
     def learning_rate(self, step: int) -> float:
         if step < self.warmup_steps:
             return self.peak * (step + 1) / self.warmup_steps
