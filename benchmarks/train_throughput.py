@@ -162,7 +162,6 @@ def summary(rates):
 
 
 def benchmark_models(args):
-    import tensorflow as tf
     import torch
 
     threads = os.cpu_count()
@@ -187,7 +186,6 @@ def benchmark_models(args):
                   + f", torch {torch_rates[-1]:.0f} images/s", file=sys.stderr)
         results[name] = {"keraszoo": {v: summary(r) for v, (_, r) in keras_runs.items()},
                          "pytorch": summary(torch_rates)}
-        tf.keras.backend.clear_session() if hasattr(tf, "keras") else None
     return results
 
 
