@@ -84,23 +84,33 @@ def test_softmax_cross_entropy_is_stable_for_huge_logits():
 
 
 def test_manual_and_keras_end_with_the_same_weights_after_100_steps():
-    keras.utils.set_random_seed(3)
-    mlp = build_mlp(input_dim=6, hidden_dim=8, num_classes=4)
-    manual = ManualMLP(input_dim=6, hidden_dim=8, num_classes=4)
-    manual.build((None, 6))
-    manual.set_from_keras(mlp)
-    initial_kernel = mlp.get_layer("hidden").get_weights()[0]
-    rng = np.random.default_rng(4)
-    x, y = rng.normal(size=(800, 6)).astype("float32"), rng.integers(0, 4, 800)
-    for model in (mlp, manual):
-        model.compile(keras.optimizers.SGD(0.1), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"], jit_compile=False)
-        model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)  # 100 steps, same batches
+    # In float64: float32 matmuls go through oneDNN, whose kernels (and their rounding) depend on
+    # the CPU; CI once ran on one where the two models drifted 1e-3 apart in float32 after 100
+    # steps. float64 runs on Eigen everywhere, so a tight tolerance catches any wrong gradient.
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float64")
+    try:
+        keras.utils.set_random_seed(3)
+        mlp = build_mlp(input_dim=6, hidden_dim=8, num_classes=4)
+        manual = ManualMLP(input_dim=6, hidden_dim=8, num_classes=4, dtype="float64")
+        manual.build((None, 6))
+        manual.set_from_keras(mlp)
+        initial_kernel = mlp.get_layer("hidden").get_weights()[0]
+        rng = np.random.default_rng(4)
+        x, y = rng.normal(size=(800, 6)), rng.integers(0, 4, 800)
+        for model in (mlp, manual):
+            # The loss too: Keras losses compute in floatx (float32) unless told.
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype="float64")
+            model.compile(keras.optimizers.SGD(0.1), loss, metrics=["accuracy"], jit_compile=False)
+            model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)  # 100 steps, same batches
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert mlp.get_layer("hidden").kernel.dtype == "float64"
     assert int(manual.optimizer.iterations.numpy()) == int(mlp.optimizer.iterations.numpy()) == 100
     kernel_h, bias_h = mlp.get_layer("hidden").get_weights()
     kernel_y, bias_y = mlp.get_layer("logits").get_weights()
     for got, want in zip(manual.parameters, (kernel_h.T, bias_h, kernel_y.T, bias_y)):
-        np.testing.assert_allclose(got.numpy(), want, atol=1e-6)
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-9, atol=1e-12)
     assert np.abs(kernel_h - initial_kernel).max() > 1e-3  # they did move
 
 
