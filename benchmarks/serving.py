@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+import keraszoo  # noqa: F401  before TensorFlow, whose CPU kernels it chooses (keraszoo/__init__.py)
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -131,7 +133,7 @@ def main(args) -> int:
             process.wait(timeout=30)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\n| mode | concurrency | p50 ms | p99 ms | requests/s |\n|---|---|---|---|---|")
+    print("\n| mode | concurrency | p50 ms | p99 ms | requests/s |\n|---|---|---|---|---|")
     for row in results["rows"]:
         print(f"| {row['mode']} | {row['concurrency']} | {row['p50_ms']} | {row['p99_ms']} | {row['requests_per_s']} |")
     print(f"\n{platform.platform()}, {results['environment']['cpu']}, {os.cpu_count()} CPUs")

@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+import keraszoo  # noqa: F401  before TensorFlow, whose CPU kernels it chooses (keraszoo/__init__.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("mlp", "cnn_bn", "vit")
 KERAS_VARIANTS = ("fp32", "fp32_xla", "bf16")
@@ -242,18 +244,17 @@ def table(results, pipeline, variants) -> str:
 def main(args) -> int:
     sys.path.insert(0, str(Path(__file__).parent))
     try:
-        import torch  # noqa: F401
+        import torch
     except ImportError:
         print("error: this benchmark needs PyTorch: pip install 'keraszoo[bench]'", file=sys.stderr)
         return 2
-    from keraszoo.training.run_record import environment
+    from keraszoo.training.run_record import environment, onednn_enabled
 
+    print(f"TensorFlow's oneDNN kernels: {'on' if onednn_enabled() else 'off (TF_ENABLE_ONEDNN_OPTS=0)'}")
     results = benchmark_models(args)
     pipeline = None if args.no_pipeline else benchmark_pipeline(args)
     print(table(results, pipeline, args.keras_variants))
     if args.json:
-        import torch
-
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(
             {"command": "python " + " ".join(sys.argv), "settings": vars(args),

@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+import keraszoo  # noqa: F401  before TensorFlow, whose CPU kernels it chooses (keraszoo/__init__.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -11,7 +11,8 @@ its last finished epoch when the same command is run again.
   augmented   random 28x28 crop + horizontal flip in training, centre crop at test time
   lr_decay    lr = lr0 * gamma^epoch (gamma 0.95)
   dropout     dropout 0.5 before each fully connected layer
-  batchnorm   batch normalisation after each convolution
+  batchnorm   batch normalisation after each convolution; trains with SGD 0.05 + momentum 0.9,
+              gamma 0.9 and dropout 0.25 (the others: plain SGD 0.1, as in the course)
 and each step can be switched on or off by itself (--normalize/--no-normalize,
 --augment/--no-augment, --lr-decay GAMMA (1 = off), --dropout-rate R, --batch-norm/--no-batch-norm).
 
@@ -36,6 +37,14 @@ VARIANTS = ("baseline", "normalized", "augmented", "lr_decay", "dropout", "batch
 # What each step of the ladder switches on, and its value when on.
 STEP_DEFAULTS = {"normalize": True, "augment": True, "lr_decay": 0.95, "dropout_rate": 0.5, "batch_norm": True}
 STEP_OFF = {"normalize": False, "augment": False, "lr_decay": 1.0, "dropout_rate": 0.0, "batch_norm": False}
+# What each variant trains with unless told otherwise: the course's plain SGD at 0.1, except for
+# batchnorm, whose default must reach the course's ~80 % (docs/cifar10_ladder.md, measured there):
+# plain SGD took it to 75.8 % in 20 epochs (and lost 12.6 points in one epoch of a pilot);
+# momentum 0.9 at 0.05 with gamma 0.9 (the rate ends at 5 % of lr0 after 30 epochs) to 79.5 % in
+# 30, still regularised so much that training accuracy stayed below test accuracy; with dropout
+# 0.25 instead of 0.5 as well, past 80 % from epoch 18.
+OPTIMIZER_DEFAULTS = {"learning_rate": 0.1, "momentum": 0.0}
+VARIANT_DEFAULTS = {"batchnorm": {"learning_rate": 0.05, "momentum": 0.9, "lr_decay": 0.9, "dropout_rate": 0.25}}
 
 
 @dataclass(frozen=True)
@@ -43,16 +52,25 @@ class Cifar10CNNConfig(TrainConfig):
     """The course's CIFAR-10 CNN (conv 5x5 32-64-64, fc 1000, fc 10) and its improvement ladder."""
 
     dataset: str = option("cifar10", "TFDS dataset of small RGB images")
+    learning_rate: float | None = option(None, "initial learning rate (default: 0.1; batchnorm: 0.05)")
+    momentum: float | None = option(None, "SGD momentum (default: 0; batchnorm: 0.9)")
     variant: Literal[VARIANTS] = option("baseline", "step of the course's ladder; includes every earlier step")
     normalize: bool | None = option(None, "per-channel normalisation from the training split (default: from --variant)")
     augment: bool | None = option(None, "random crop + flip in training, centre crop at test (default: from --variant)")
-    lr_decay: float | None = option(None, "gamma of lr = lr0 * gamma^epoch; 1 = off (default: from --variant)")
-    dropout_rate: float | None = option(None, "dropout before each fully connected layer (default: from --variant)")
+    lr_decay: float | None = option(
+        None, "gamma of lr = lr0 * gamma^epoch; 1 = off (default: from --variant: 0.95, batchnorm 0.9)")
+    dropout_rate: float | None = option(
+        None, "dropout before each fully connected layer (default: from --variant: 0.5, batchnorm 0.25)")
     batch_norm: bool | None = option(None, "batch normalisation after each convolution (default: from --variant)")
     crop_size: int = option(28, "side of the training crops and of the test-time centre crop")
     export_name: str | None = option(None, "model folder under --export-dir (default: cifar10_cnn, or cifar10_cnn_<variant>)")
 
     def __post_init__(self):
+        # Options left unset take the variant's values before TrainConfig checks them; the record
+        # (config.json) holds the values that ran.
+        for name, value in {**OPTIMIZER_DEFAULTS, **VARIANT_DEFAULTS.get(self.variant, {})}.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
         super().__post_init__()
         if self.lr_decay is not None and not 0 < self.lr_decay <= 1:
             raise ValueError(f"lr_decay={self.lr_decay}: gamma must be in (0, 1]; 1 switches decay off.")

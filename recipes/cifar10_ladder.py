@@ -71,6 +71,7 @@ def load_records(folder: Path) -> dict[str, list[dict]]:
         metrics = json.loads((record / "metrics.json").read_text())
         variant = metrics.get("variant", record.name.rsplit("-seed", 1)[0])
         found.setdefault(variant, []).append({"name": record.name, "metrics": metrics,
+                                              "config": json.loads((record / "config.json").read_text()),
                                               "history": read_history(record / "history.csv")})
     return found
 
@@ -83,13 +84,16 @@ def _mean_std(values) -> str:
 
 
 def report(records: dict[str, list[dict]], figures: Path) -> str:
-    lines = ["| variant | epochs | seeds | test accuracy % (mean ± std) | final train accuracy % | train–test gap (points) "
-             "| best epoch (test acc.) | train s/epoch | hardware |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| variant | SGD lr0, momentum, γ | epochs | seeds | test accuracy % (mean ± std) | final train accuracy % "
+             "| train–test gap (points) | best epoch (test acc.) | train s/epoch | hardware |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for variant in VARIANTS:
         runs = records.get(variant)
         if not runs:
-            lines.append(f"| {variant} | — | — | not run yet | | | | | |")
+            lines.append(f"| {variant} | | — | — | not run yet | | | | | |")
             continue
+        optimizers = sorted({f"{r['config']['learning_rate']:g}, {r['config']['momentum']:g}, "
+                             f"{r['metrics']['steps']['lr_decay'] if 'steps' in r['metrics'] else 1:g}" for r in runs})
         m = [r["metrics"] for r in runs]
         gaps = [x["train_accuracy"] - x["test_accuracy"] for x in m]
         best = ", ".join(f"{x['best_epoch']} ({100 * x['best_test_accuracy']:.1f})" for x in m)
@@ -97,7 +101,7 @@ def report(records: dict[str, list[dict]], figures: Path) -> str:
         hardware = m[0]["environment"]["gpus"][0] if m[0]["environment"]["gpus"] else \
             f"{m[0]['environment']['cpu']}, {m[0]['environment']['cpu_count']} cores"
         lines.append(
-            f"| {variant} | {'/'.join(map(str, epochs))} | {', '.join(str(x['seed']) for x in m)} | "
+            f"| {variant} | {'; '.join(optimizers)} | {'/'.join(map(str, epochs))} | {', '.join(str(x['seed']) for x in m)} | "
             f"{_mean_std(x['test_accuracy'] for x in m)} | {_mean_std(x['train_accuracy'] for x in m).split(' (')[0]} | "
             f"{100 * statistics.mean(gaps):.1f} | {best} | "
             f"{statistics.mean(x['mean_train_time_per_epoch_s'] for x in m):.0f} | {hardware} |")

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import keraszoo  # noqa: F401  first, before any test imports TensorFlow: it chooses oneDNN's kernels
+
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes"
 
@@ -44,18 +46,20 @@ def cifar10_recipe():
 
 @pytest.fixture(scope="session")
 def short_cifar10_run(cifar10_recipe, data_dir, tmp_path_factory):
-    """One real, short training of the course CNN on 1,024 CIFAR-10 images, exported.
+    """One real, short training of the course CNN on 4,096 CIFAR-10 images, exported.
 
     Shared by the training, record and export tests: training is the slow part.
     """
     root = tmp_path_factory.mktemp("short_run")
     config = cifar10_recipe.Cifar10CNNConfig(
         data_dir=data_dir,
-        train_split="train[:1024]",
+        # 4,096 images at 0.01: 27-34 % test accuracy over seeds 0-2 with oneDNN or Eigen kernels,
+        # where 1,024 images at 0.05 ended at 13 % with one and above 15 % with the other.
+        train_split="train[:4096]",
         test_split="test[:512]",
         epochs=2,
         batch_size=64,
-        learning_rate=0.05,
+        learning_rate=0.01,
         momentum=0.9,
         output=str(root / "run"),
         export_dir=str(root / "saved_models"),

@@ -23,7 +23,6 @@ from keraszoo.analysis import (
     same_padding,
     to_fully_convolutional,
 )
-from keraszoo.analysis.receptive_field import Field
 from keraszoo.data import load_dataset
 from keraszoo.models import build_course_cnn, build_image_classifier, pixel_scaling
 

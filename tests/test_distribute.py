@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,3 +149,20 @@ def test_mixed_precision_trains_in_bfloat16_on_cpu_and_restores_the_policy(data_
     outputs = load_serving_fn(metrics["saved_model"])(images=np.zeros((2, 28, 28, 1), "uint8"))
     assert outputs["logits"].dtype.name == "float32"
     np.testing.assert_allclose(np.sum(outputs["probabilities"], -1), 1.0, atol=1e-5)
+
+
+def test_keraszoo_turns_onednn_kernels_on_unless_told_and_records_it():
+    # TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, at import; keraszoo sets it first (1.7x on the
+    # course CNN here, docs/performance.md) and leaves an explicit choice alone.
+    code = """
+        import keraszoo, tensorflow
+        from keraszoo.training.run_record import onednn_enabled
+        print(onednn_enabled())
+    """
+    environment = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
+    for value, expected in ((None, "True"), ("0", "False")):
+        env = environment if value is None else {**environment, "TF_ENABLE_ONEDNN_OPTS": value}
+        result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, capture_output=True,
+                                text=True, timeout=120, env=env)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stdout.split()[-1] == expected

@@ -28,12 +28,29 @@ def test_variants_are_cumulative_and_flags_override(cifar10_recipe):
     assert config().steps() == {"normalize": False, "augment": False, "lr_decay": 1.0, "dropout_rate": 0.0,
                                 "batch_norm": False}
     assert config(variant="augmented").steps()["normalize"] and not config(variant="augmented").steps()["batch_norm"]
-    assert config(variant="batchnorm").steps() == {"normalize": True, "augment": True, "lr_decay": 0.95,
-                                                   "dropout_rate": 0.5, "batch_norm": True}
+    assert config(variant="dropout").steps() == {"normalize": True, "augment": True, "lr_decay": 0.95,
+                                                 "dropout_rate": 0.5, "batch_norm": False}
+    assert config(variant="batchnorm").steps() == {"normalize": True, "augment": True, "lr_decay": 0.9,
+                                                   "dropout_rate": 0.25, "batch_norm": True}
     assert config(variant="batchnorm", dropout_rate=0.0).steps()["dropout_rate"] == 0.0
     assert config(variant="baseline", batch_norm=True).steps()["batch_norm"]
     with pytest.raises(ValueError, match="gamma"):
         config(lr_decay=1.5)
+
+
+def test_batchnorm_trains_with_momentum_and_the_others_with_the_courses_sgd(cifar10_recipe):
+    config = cifar10_recipe.Cifar10CNNConfig
+    for variant in ("baseline", "lr_decay", "dropout"):
+        assert (config(variant=variant).learning_rate, config(variant=variant).momentum) == (0.1, 0.0)
+    batchnorm = config(variant="batchnorm")
+    assert (batchnorm.learning_rate, batchnorm.momentum, batchnorm.steps()["lr_decay"]) == (0.05, 0.9, 0.9)
+    # Explicit options win, so the course's plain SGD stays one flag away; the record keeps what ran.
+    course = config(variant="batchnorm", learning_rate=0.1, momentum=0.0, lr_decay=0.95, dropout_rate=0.5)
+    assert (course.learning_rate, course.momentum, course.steps()["lr_decay"], course.steps()["dropout_rate"]) == \
+        (0.1, 0.0, 0.95, 0.5)
+    assert config(variant="dropout", momentum=0.5).to_dict()["momentum"] == 0.5
+    with pytest.raises(ValueError, match="momentum"):
+        config(variant="batchnorm", momentum=1.0)
 
 
 @pytest.mark.parametrize("variant", ["baseline", "normalized", "augmented", "lr_decay", "dropout", "batchnorm"])
@@ -117,3 +134,24 @@ def test_exponential_decay_values_and_resume(data_dir, tmp_path):
                    config=dataclasses.replace(config, epochs=3), callbacks=[ExponentialDecay(0.1, 0.5)])
     assert [row["learning_rate"] for row in result.history] == pytest.approx([0.1, 0.05, 0.025])
     assert result.metrics["resumed_at_epochs"] == [2]
+
+
+def test_ladder_report_tabulates_seeds_from_the_records(tmp_path):
+    from conftest import load_recipe
+
+    ladder = load_recipe("cifar10_ladder")
+    for seed, test_accuracy in ((0, 0.79), (1, 0.81)):
+        record = tmp_path / "records" / f"batchnorm-seed{seed}"
+        record.mkdir(parents=True)
+        (record / "config.json").write_text(json.dumps({"learning_rate": 0.05, "momentum": 0.9}))
+        (record / "metrics.json").write_text(json.dumps({
+            "variant": "batchnorm", "seed": seed, "epochs": 2, "test_accuracy": test_accuracy, "train_accuracy": 0.75,
+            "best_epoch": 2, "best_test_accuracy": test_accuracy, "mean_train_time_per_epoch_s": 64.0,
+            "steps": {"lr_decay": 0.9}, "environment": {"gpus": [], "cpu": "AMD EPYC", "cpu_count": 2}}))
+        (record / "history.csv").write_text("epoch,loss,accuracy,val_loss,val_accuracy\n"
+                                            f"1,1.5,0.5,1.4,0.55\n2,0.9,0.75,0.8,{test_accuracy}\n")
+    table = ladder.report(ladder.load_records(tmp_path / "records"), tmp_path / "figures")
+    rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()[2:]}
+    assert rows["batchnorm"].startswith("| batchnorm | 0.05, 0.9, 0.9 | 2 | 0, 1 | 80.00 ± 1.41 | 75.00 ± 0.00 | -5.0 | 2 (79.0), 2 (81.0) | 64 |")
+    assert "not run yet" in rows["dropout"]
+    assert (tmp_path / "figures" / "cifar10_ladder_batchnorm.png").stat().st_size > 10_000

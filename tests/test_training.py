@@ -20,18 +20,19 @@ def test_first_loss_is_chance_level_and_loss_decreases(short_cifar10_run):
     assert [row["epoch"] for row in history] == [1, 2]
     assert history[1]["loss"] < history[0]["loss"] < metrics["initial_test_loss"]
     assert metrics["train_loss"] == history[-1]["loss"]
-    assert metrics["test_accuracy"] > 0.15  # above chance after two epochs on 1,024 images
+    # Chance is 10 % (+-1.3 points on 512 test images); a broken label or input path stays there.
+    assert metrics["test_accuracy"] > 0.2
 
 
 def test_run_record_is_complete(short_cifar10_run):
     config, metrics = short_cifar10_run
     run = Path(config.output)
-    assert json.loads((run / "config.json").read_text())["train_split"] == "train[:1024]"
+    assert json.loads((run / "config.json").read_text())["train_split"] == "train[:4096]"
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     saved = json.loads((run / "metrics.json").read_text())
     for key in ("test_accuracy", "test_loss", "epochs", "seed", "wall_time_s", "environment"):
         assert key in saved
-    assert saved["epochs"] == 2 and saved["num_train_examples"] == 1024
+    assert saved["epochs"] == 2 and saved["num_train_examples"] == 4096
     assert saved["environment"]["tensorflow"] and saved["environment"]["cpu"]
     assert saved["num_params"] == 1_191_170
     columns = read_history(run / "history.csv")[0].keys()

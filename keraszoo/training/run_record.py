@@ -96,6 +96,13 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def onednn_enabled() -> bool:
+    """Whether TensorFlow runs its CPU ops on oneDNN kernels (fixed when TensorFlow was imported)."""
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())
+
+
 def environment() -> dict:
     """Library versions and hardware, for the record."""
     import keras
@@ -120,6 +127,7 @@ def environment() -> dict:
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "gpus": gpus,
+        "onednn": onednn_enabled(),
     }
 
 
