@@ -36,7 +36,7 @@ import keraszoo  # noqa: F401  before TensorFlow, whose CPU kernels it chooses (
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("mlp", "cnn_bn", "vit")
-KERAS_VARIANTS = ("fp32", "fp32_xla", "bf16")
+KERAS_VARIANTS = ("fp32", "fp32_xla", "bf16", "fp32_spe10")
 
 
 def parse_args(argv=None):
@@ -44,7 +44,8 @@ def parse_args(argv=None):
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--keras-variants", nargs="+", choices=KERAS_VARIANTS, default=["fp32"],
                         help="keraszoo settings to time: fp32 (the default), fp32_xla (--jit-compile on), "
-                             "bf16 (--mixed-precision on a CPU)")
+                             "bf16 (--mixed-precision on a CPU), fp32_spe10 (Keras's steps_per_execution=10: "
+                             "ten steps per tf.function call; not a recipe option)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=30, help="timed steps per repetition (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=5, help="repetitions per framework (default: %(default)s)")
@@ -100,6 +101,9 @@ def keras_model(name, variant, images, labels):
             config = recipe.MnistViTConfig(jit_compile=jit)
             model = recipe.build_model(config, metadata, train)
         compile_classifier(model, config)
+        if variant == "fp32_spe10":  # the same compile, ten training steps per call into TensorFlow
+            model.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"], jit_compile=False,
+                          steps_per_execution=10)
     return model, config
 
 

@@ -23,7 +23,8 @@ from typing import Literal
 
 # Fields that may change between a run and its resumption: they do not change what is trained.
 # The strategy and XLA change where and how the same computation runs, not what it computes.
-RESUMABLE_FIELDS = frozenset({"epochs", "output", "export", "export_dir", "verbose", "strategy", "jit_compile"})
+RESUMABLE_FIELDS = frozenset({"epochs", "output", "export", "export_dir", "verbose", "strategy", "jit_compile",
+                              "steps_per_execution"})
 DISTRIBUTION_FIELDS = ("strategy", "mixed_precision", "jit_compile")
 
 
@@ -67,6 +68,10 @@ class TrainConfig:
     jit_compile: Literal["auto", "on", "off"] = option(
         "auto", "XLA compilation; auto is off on CPUs (measured slower here) and Keras's auto on GPUs"
     )
+    steps_per_execution: int = option(
+        1, "training steps per call into TensorFlow; 10 doubled the MLP's speed (docs/performance.md), "
+        "but per-step learning-rate schedules (the ViT recipes, the speedrun) need 1"
+    )
     export: bool = option(True, "export a SavedModel when training ends")
     export_dir: str = option("saved_models", "root of the TensorFlow Serving model folders")
     verbose: Literal["auto", "0", "1", "2"] = option(
@@ -77,6 +82,7 @@ class TrainConfig:
         checks = {
             "epochs": self.epochs >= 1,
             "batch_size": self.batch_size >= 1,
+            "steps_per_execution": self.steps_per_execution >= 1,
             "learning_rate": self.learning_rate > 0,
             "momentum": 0 <= self.momentum < 1,
             "seed": self.seed >= 0,
@@ -85,8 +91,8 @@ class TrainConfig:
         for name, ok in checks.items():
             if not ok:
                 raise ValueError(
-                    f"{name}={getattr(self, name)!r} is out of range: epochs and batch_size must "
-                    "be >= 1, learning_rate > 0, 0 <= momentum < 1, seed >= 0 and weight_decay >= 0."
+                    f"{name}={getattr(self, name)!r} is out of range: epochs, batch_size and steps_per_execution "
+                    "must be >= 1, learning_rate > 0, 0 <= momentum < 1, seed >= 0 and weight_decay >= 0."
                 )
         _check_literals(self)
 

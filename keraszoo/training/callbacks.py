@@ -32,6 +32,14 @@ class ExponentialDecay(keras.callbacks.Callback):
             logs["learning_rate"] = self.learning_rate(epoch)
 
 
+def _require_one_step_per_call(callback: keras.callbacks.Callback) -> None:
+    """Batch hooks run once per call into TensorFlow: with several steps per call, a per-step
+    schedule would hold each rate for all of them."""
+    if getattr(callback.model, "steps_per_execution", 1) > 1:
+        raise ValueError(f"{type(callback).__name__} sets the learning rate before every step: "
+                         "train with --steps-per-execution 1.")
+
+
 class WarmupCosine(keras.callbacks.Callback):
     """Linear warmup to ``peak_learning_rate`` over ``warmup_steps``, then cosine decay to 0.
 
@@ -59,6 +67,9 @@ class WarmupCosine(keras.callbacks.Callback):
             return self.peak * (step + 1) / self.warmup_steps
         progress = min((step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1), 1.0)
         return 0.5 * self.peak * (1.0 + math.cos(math.pi * progress))
+
+    def on_train_begin(self, logs=None):
+        _require_one_step_per_call(self)
 
     def on_train_batch_begin(self, batch, logs=None):
         step = int(self.model.optimizer.iterations.numpy())
@@ -98,6 +109,7 @@ class TimeBudget(keras.callbacks.Callback):
         self._since = now
 
     def on_train_begin(self, logs=None):
+        _require_one_step_per_call(self)
         self._since = self.clock()
 
     def on_train_batch_begin(self, batch, logs=None):
