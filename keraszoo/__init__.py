@@ -18,7 +18,7 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 # TensorFlow's oneDNN (MKL) kernels are on by default only on CPUs with AVX-512 VNNI/BF16 or
 # AMX; elsewhere it falls back to Eigen. On the AVX2 CPUs this project trains on, oneDNN made
-# the course CNN train 1.7x faster (docs/performance.md), so keraszoo asks for it everywhere.
+# the course CNN and the ViT train 2x faster (docs/performance.md): keraszoo asks for it everywhere.
 # TensorFlow reads the variable once, when it is first imported: import keraszoo before
 # tensorflow for this to apply, or set TF_ENABLE_ONEDNN_OPTS yourself (0 = Eigen kernels).
 _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

@@ -152,7 +152,7 @@ def test_mixed_precision_trains_in_bfloat16_on_cpu_and_restores_the_policy(data_
 
 
 def test_keraszoo_turns_onednn_kernels_on_unless_told_and_records_it():
-    # TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, at import; keraszoo sets it first (1.7x on the
+    # TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, at import; keraszoo sets it first (2.2x on the
     # course CNN here, docs/performance.md) and leaves an explicit choice alone.
     code = """
         import keraszoo, tensorflow
