@@ -44,8 +44,7 @@ def parse_args(argv=None):
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--keras-variants", nargs="+", choices=KERAS_VARIANTS, default=["fp32"],
                         help="keraszoo settings to time: fp32 (the default), fp32_xla (--jit-compile on), "
-                             "bf16 (--mixed-precision on a CPU), fp32_spe10 (Keras's steps_per_execution=10: "
-                             "ten steps per tf.function call; not a recipe option)")
+                             "bf16 (--mixed-precision on a CPU), fp32_spe10 (--steps-per-execution 10)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=30, help="timed steps per repetition (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=5, help="repetitions per framework (default: %(default)s)")
@@ -82,7 +81,9 @@ def keras_model(name, variant, images, labels):
     from keraszoo.training.distribute import precision
     from keraszoo.training.trainer import compile_classifier
 
-    jit = "on" if variant == "fp32_xla" else "off"
+    # The recipes' own options: --jit-compile on, and --steps-per-execution 10 (ten steps per call).
+    options = {"jit_compile": "on" if variant == "fp32_xla" else "off",
+               "steps_per_execution": 10 if variant == "fp32_spe10" else 1}
     metadata = DatasetMetadata(name="synthetic", version="0", data_dir="", input_shape=images.shape[1:],
                                num_classes=10, class_names=tuple(map(str, range(10))))
     train = SplitData(examples=tf.data.Dataset.from_tensor_slices((images, labels)), num_examples=len(images),
@@ -90,20 +91,18 @@ def keras_model(name, variant, images, labels):
     with precision(variant == "bf16"):
         if name == "mlp":
             recipe = _load("mlp")
-            config = recipe.MLPConfig(dataset="mnist", implementation="keras", learning_rate=0.1, jit_compile=jit)
+            config = recipe.MLPConfig(dataset="mnist", implementation="keras", learning_rate=0.1, **options)
             model = recipe.build_model(config, metadata)
         elif name == "cnn_bn":
             recipe = _load("cifar10_cnn")
-            config = recipe.Cifar10CNNConfig(variant="batchnorm", learning_rate=0.05, momentum=0.9, jit_compile=jit)
+            config = recipe.Cifar10CNNConfig(variant="batchnorm", learning_rate=0.05, momentum=0.9,
+                                             **options)
             model = recipe.build_models(config, metadata, train)[0]
         else:
             recipe = _load("mnist_vit")
-            config = recipe.MnistViTConfig(jit_compile=jit)
+            config = recipe.MnistViTConfig(**options)
             model = recipe.build_model(config, metadata, train)
         compile_classifier(model, config)
-        if variant == "fp32_spe10":  # the same compile, ten training steps per call into TensorFlow
-            model.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"], jit_compile=False,
-                          steps_per_execution=10)
     return model, config
 
 

@@ -33,9 +33,9 @@ class SpeedrunConfig(TrainConfig):
 
     budget_s: float = option(600.0, "seconds of training (the schedule ends exactly there)")
     warmup: float = option(0.2, "fraction of the budget spent warming the learning rate up")
-    # 32-64-128 for CPUs: 64-128-256 (airbench's scale) has 4x the multiply-adds and trained 1.9x
-    # slower on these 2 cores (105 vs 200 images/s, both timed beside the same other job), so 10
-    # minutes would buy it about 2.5 epochs, too few to converge.
+    # 32-64-128 for CPUs: 64-128-256 (airbench's scale) has 4x the multiply-adds and trained about
+    # half as fast on these 2 cores, so 10 minutes would buy it about 2.5 epochs, too few to
+    # converge; 32-64-128 reached 83 % in 10 minutes (docs/performance.md).
     widths: str = option("32,64,128", "channels of the three blocks, comma-separated")
     translate: int = option(2, "random translation in pixels during training (0: off)")
     epochs: int = option(1000, "upper bound on epochs; the budget normally ends training first")
