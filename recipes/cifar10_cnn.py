@@ -90,19 +90,26 @@ class Cifar10CNNConfig(TrainConfig):
         return steps
 
 
-def build_models(config: Cifar10CNNConfig, metadata, train_data=None):
-    """(training model, inference model): the same layers and weights, without augmentation in the second."""
+def build_models(config: Cifar10CNNConfig, metadata, train_data=None, *, statistics=None):
+    """(training model, inference model): the same layers and weights, without augmentation in the second.
+
+    ``metadata`` needs ``input_shape`` and ``num_classes``. Normalisation takes its statistics from
+    ``train_data`` (a SplitData), or ready-made as ``statistics`` = (mean, variance) per channel.
+    """
     import keras
 
-    from keraszoo.data.statistics import channel_mean_variance
     from keraszoo.models import build_course_cnn, build_image_classifier, pixel_scaling
     from keraszoo.models.preprocessing import augmentation, normalization
 
     steps = config.steps()
     if steps["normalize"]:
-        if train_data is None:
-            raise ValueError("normalisation needs the training split to compute its statistics.")
-        scale = normalization(*channel_mean_variance(train_data))  # training split only (course Q.20)
+        if statistics is None:
+            if train_data is None:
+                raise ValueError("normalisation needs the training split, or its statistics, to normalise with.")
+            from keraszoo.data.statistics import channel_mean_variance
+
+            statistics = channel_mean_variance(train_data)
+        scale = normalization(*statistics)  # training split only (course Q.20)
     else:
         scale = pixel_scaling()
     image_shape = metadata.input_shape

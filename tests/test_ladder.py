@@ -110,6 +110,23 @@ def test_augmentation_is_on_in_training_and_off_at_inference(cifar10_recipe, dat
     assert not [op for op in ops if "Random" in op], sorted(op for op in ops if "Random" in op)
 
 
+def test_training_crop_gives_each_image_its_own_window():
+    from keraszoo.models.preprocessing import TrainingCrop
+
+    # 64 copies of one image: a crop offset shared by the batch (Keras's RandomCrop) gives 64 equal outputs.
+    image = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    crops = keras.ops.convert_to_numpy(TrainingCrop(28, 28, seed=1)(np.stack([image] * 64), training=True))
+    windows = {(top, left): image[top:top + 28, left:left + 28].astype(np.float32)
+               for top in range(5) for left in range(5)}
+    found = [next(offset for offset, window in windows.items() if np.array_equal(crop, window)) for crop in crops]
+    assert len(set(found)) > 10, f"the batch's crops share offsets: {sorted(set(found))}"
+    assert {top for top, _ in found} == set(range(5)) and {left for _, left in found} == set(range(5))
+    centre = keras.ops.convert_to_numpy(TrainingCrop(28, 28, seed=1)(image[None], training=False))
+    np.testing.assert_array_equal(centre[0], windows[(2, 2)])
+    with pytest.raises(ValueError, match="cannot crop"):
+        TrainingCrop(40, 40)(np.stack([image] * 2), training=True)
+
+
 def test_exponential_decay_values_and_resume(data_dir, tmp_path):
     decay = ExponentialDecay(0.1, 0.95)
     assert decay.learning_rate(0) == pytest.approx(0.1)
@@ -155,3 +172,15 @@ def test_ladder_report_tabulates_seeds_from_the_records(tmp_path):
     assert rows["batchnorm"].startswith("| batchnorm | 0.05, 0.9, 0.9 | 2 | 0, 1 | 80.00 ± 1.41 | 75.00 ± 0.00 | -5.0 | 2 (79.0), 2 (81.0) | 64 |")
     assert "not run yet" in rows["dropout"]
     assert (tmp_path / "figures" / "cifar10_ladder_batchnorm.png").stat().st_size > 10_000
+
+    # Records of recipes/cifar10_ladder_arrays.py: a GPU, another backend, per-epoch times (median shown).
+    metrics = json.loads((tmp_path / "records" / "batchnorm-seed0" / "metrics.json").read_text())
+    metrics["environment"] = {"gpus": ["NVIDIA H200"], "backend": "jax", "cpu": "x", "cpu_count": 16}
+    for seed in (0, 1):
+        (tmp_path / "records" / f"batchnorm-seed{seed}" / "metrics.json").write_text(json.dumps({**metrics, "seed": seed}))
+        (tmp_path / "records" / f"batchnorm-seed{seed}" / "history.csv").write_text(
+            "epoch,loss,accuracy,val_loss,val_accuracy,train_time_s\n1,1.5,0.5,1.4,0.55,90\n2,0.9,0.75,0.8,0.8,2\n"
+            "3,0.9,0.75,0.8,0.8,3\n")
+    table = ladder.report(ladder.load_records(tmp_path / "records"), tmp_path / "figures", "gpu")
+    assert table.splitlines()[-1].endswith("| 3 | NVIDIA H200 (Keras on jax) |")
+    assert (tmp_path / "figures" / "gpu_batchnorm.png").is_file()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from keraszoo.data.tfds_data import SplitData
+if TYPE_CHECKING:  # a type only: array_mean_variance works without TensorFlow
+    from keraszoo.data.tfds_data import SplitData
 
 
 def channel_mean_variance(data: SplitData, *, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
@@ -14,14 +17,33 @@ def channel_mean_variance(data: SplitData, *, batch_size: int = 1024) -> tuple[n
     result does not depend on the batch size. Use the training split only: test
     statistics must not leak into the model.
     """
-    total = total_sq = None
-    count = 0
+    sums = _ChannelSums()
     for images, _ in data.examples.batch(batch_size):
-        pixels = images.numpy().astype(np.float64).reshape(-1, images.shape[-1])
-        total = pixels.sum(0) if total is None else total + pixels.sum(0)
-        total_sq = (pixels**2).sum(0) if total_sq is None else total_sq + (pixels**2).sum(0)
-        count += len(pixels)
-    if not count:
-        raise ValueError(f"split {data.split!r} is empty.")
-    mean = total / count
-    return mean, total_sq / count - mean**2
+        sums.add(images.numpy())
+    return sums.mean_variance(f"split {data.split!r}")
+
+
+def array_mean_variance(images: np.ndarray, *, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """``channel_mean_variance`` of an (N, H, W, C) array of training images."""
+    sums = _ChannelSums()
+    for start in range(0, len(images), batch_size):
+        sums.add(images[start:start + batch_size])
+    return sums.mean_variance("the image array")
+
+
+class _ChannelSums:
+    def __init__(self):
+        self.total = self.total_sq = 0.0
+        self.count = 0
+
+    def add(self, images: np.ndarray) -> None:
+        pixels = np.asarray(images, np.float64).reshape(-1, images.shape[-1])
+        self.total = self.total + pixels.sum(0)
+        self.total_sq = self.total_sq + (pixels**2).sum(0)
+        self.count += len(pixels)
+
+    def mean_variance(self, what: str) -> tuple[np.ndarray, np.ndarray]:
+        if not self.count:
+            raise ValueError(f"{what} is empty.")
+        mean = self.total / self.count
+        return mean, self.total_sq / self.count - mean**2

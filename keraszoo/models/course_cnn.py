@@ -53,8 +53,9 @@ def build_course_cnn(
         x = layers.Conv2D(width, kernel_size, padding="same", name=f"conv{i}")(x)
         if batch_norm:
             # synchronized: under a tf.distribute strategy the statistics are those of the global
-            # batch, as on one device (no effect without a strategy).
-            x = layers.BatchNormalization(synchronized=True, name=f"bn{i}")(x)
+            # batch, as on one device (no effect without a strategy). Other backends refuse the
+            # option (recipes/cifar10_ladder_arrays.py runs this model on JAX).
+            x = layers.BatchNormalization(synchronized=keras.backend.backend() == "tensorflow", name=f"bn{i}")(x)
         x = layers.ReLU(name=f"relu{i}")(x)
         x = layers.MaxPooling2D(pool_size=2, strides=2, name=f"pool{i}")(x)
     x = layers.Flatten(name="flatten")(x)  # (batch, h * w * filters[-1])

@@ -22,26 +22,47 @@ def normalization(mean, variance, *, name: str = "normalize") -> keras.layers.No
 
 @keras.saving.register_keras_serializable(package="keraszoo")
 class TrainingCrop(keras.layers.Layer):
-    """A random ``height x width`` crop in training and the centre crop at inference, as in the course.
+    """A random ``height x width`` crop of each image in training, the centre crop at inference.
 
-    Keras's ``RandomCrop`` alone resizes the whole image at inference instead of
-    cropping its centre, which is not what the course evaluates.
+    As in the course (torchvision's RandomCrop), every image of a batch gets its own crop.
+    Keras's ``RandomCrop`` draws one offset for the whole batch, resizes the whole image at
+    inference instead of cropping its centre, and marks itself unfit for XLA, which turns
+    off the compiled train step on JAX (180 ms a step on an H200 instead of 3); this layer
+    gathers each image's own window with keras.ops, on any backend.
     """
 
     def __init__(self, height: int, width: int, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.height, self.width, self.seed = height, width, seed
-        self.random_crop = keras.layers.RandomCrop(height, width, seed=seed)
+        self.seed_generator = keras.random.SeedGenerator(seed)
         self.center_crop = keras.layers.CenterCrop(height, width)
 
     def build(self, input_shape):
-        # Nothing to create: both crops are stateless apart from the random crop's seed.
-        pass
+        if input_shape[-3] is None or input_shape[-2] is None:
+            raise ValueError(f"TrainingCrop needs a known image size, got input shape {input_shape}.")
+        if input_shape[-3] < self.height or input_shape[-2] < self.width:
+            raise ValueError(f"TrainingCrop({self.height}, {self.width}) cannot crop images of shape {input_shape}.")
 
     def call(self, inputs, training=False):
-        if training:
-            return self.random_crop(inputs, training=True)
-        return self.center_crop(inputs)
+        if not training:
+            return self.center_crop(inputs)
+        ops = keras.ops
+        images = ops.cast(inputs, self.compute_dtype)  # as CenterCrop returns: the next layers see one dtype
+        batch = ops.shape(images)[0]
+        height, width, channels = images.shape[-3:]
+        rows = self._positions(batch, height, self.height)  # (batch, crop height)
+        cols = self._positions(batch, width, self.width)  # (batch, crop width)
+        # One gather of whole pixels: index (b * H + row) * W + col of the (B*H*W, C) pixel list.
+        # (Two take_along_axis calls did the same ~10x slower on TensorFlow's CPU kernels; same offsets.)
+        image_start = ops.arange(batch, dtype=rows.dtype)[:, None, None] * height
+        index = (image_start + rows[:, :, None]) * width + cols[:, None, :]  # (batch, crop h, crop w)
+        pixels = ops.take(ops.reshape(images, (-1, channels)), ops.reshape(index, (-1,)), axis=0)
+        return ops.reshape(pixels, (batch, self.height, self.width, channels))
+
+    def _positions(self, batch, size: int, crop: int):
+        """Indices start, ..., start + crop - 1 along one axis, a uniform start per image."""
+        start = keras.random.randint((batch, 1), 0, size - crop + 1, seed=self.seed_generator)
+        return start + keras.ops.arange(crop, dtype=start.dtype)[None, :]
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-3], self.height, self.width, input_shape[-1])

@@ -20,6 +20,7 @@ from keraszoo.data import SplitData, batches, epoch_batches
 from keraszoo.training import run_record
 from keraszoo.training.checkpoint import EpochCheckpoint
 from keraszoo.training.distribute import resolve_jit_compile
+from keraszoo.training.optimizers import make_optimizer
 from keraszoo.config import TrainConfig, changed_fields
 
 CHECKPOINT_DIR = "checkpoint"
@@ -46,16 +47,6 @@ def seed_everything(seed: int, *, deterministic: bool = True) -> None:
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-
-
-def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
-    if config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum)
-    if config.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate=config.learning_rate)
-    if config.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate=config.learning_rate, weight_decay=config.weight_decay)
-    raise ValueError(f"optimizer={config.optimizer!r}: expected 'sgd', 'adam' or 'adamw'.")
 
 
 def compile_classifier(model: keras.Model, config: TrainConfig) -> None:
