@@ -46,7 +46,8 @@ def parse_args(argv=None):
     pack.add_argument("--out", required=True, help="folder for train.npz and test.npz")
     pack.add_argument("--dataset", default="cifar10")
     pack.add_argument("--data-dir", help="TFDS data_dir (default: $TFDS_DATA_DIR)")
-    pack.add_argument("--splits", nargs="+", default=["train", "test"])
+    pack.add_argument("--splits", nargs="+", default=["train", "test"],
+                      help="TFDS splits, slices allowed; 'train[:5000]' is written as train.npz")
     train = commands.add_parser("train", help="train variants x seeds from a pack")
     train.add_argument("--pack", required=True, help="folder holding train.npz and test.npz")
     train.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
@@ -80,9 +81,11 @@ def pack_splits(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for split in args.splits:
-        arrays = tfds.as_numpy(tfds.load(args.dataset, split=split, data_dir=resolve_data_dir(args.data_dir),
-                                          batch_size=-1, download=False))
-        summary = write_pack(out / f"{split}.npz", arrays["image"], arrays["label"])
+        builder = tfds.builder(args.dataset, data_dir=resolve_data_dir(args.data_dir))
+        arrays = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))
+        source = f"TFDS {args.dataset} {builder.info.version} split {split} from {builder.data_dir}"
+        name = split.split("[")[0]  # 'train[:5000]' -> train.npz, what `train` reads
+        summary = write_pack(out / f"{name}.npz", arrays["image"], arrays["label"], source=source)
         print(f"{args.dataset} {split}: {summary}", flush=True)
     return 0
 
@@ -206,7 +209,7 @@ def train_one(args, variant: str, seed: int, deadline: float | None) -> dict:
         "mean_train_time_per_epoch_s": round(float(np.mean([r["train_time_s"] for r in rows])), 2),
         "wall_time_s": round(wall, 1), "num_params": training.count_params(), "jit_compile": training.jit_compile,
         "num_train_examples": len(train_x), "num_test_examples": len(test_x),
-        "data": {"source": "keraszoo.data.jpeg_pack of the prepared TFDS cifar10 3.0.2", **pack},
+        "data": {"format": "keraszoo.data.jpeg_pack", **pack},
         # Keras's Normalization keeps statistics given at construction as constants, not weights:
         # `export` rebuilds the layer from these.
         "normalization_statistics": None if statistics is None else

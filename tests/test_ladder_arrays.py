@@ -24,7 +24,7 @@ def pack(data_dir, tmp_path_factory):
     """A pack of real CIFAR-10 images: 512 for training, 256 for testing."""
     folder = tmp_path_factory.mktemp("pack")
     for name, split in (("train", "train[:512]"), ("test", "test[:256]")):
-        write_pack(folder / f"{name}.npz", *_arrays(data_dir, split))
+        write_pack(folder / f"{name}.npz", *_arrays(data_dir, split), source=f"cifar10 {split}")
     return folder
 
 
@@ -32,6 +32,7 @@ def test_pack_keeps_labels_and_pixels_within_a_fraction_of_a_grey_level(data_dir
     images, labels = _arrays(data_dir, "test[:256]")
     restored, restored_labels, summary = read_pack(pack / "test.npz")
     np.testing.assert_array_equal(restored_labels, labels)
+    assert summary["source"] == "cifar10 test[:256]"
     assert restored.shape == images.shape and restored.dtype == np.uint8
     difference = np.abs(restored.astype(int) - images).mean()
     # The prepared pixels were decoded from JPEG q75 already: re-encoding alike barely moves them.

@@ -8,7 +8,7 @@ them very little (mean |difference| about 0.15 grey level, measured and stored i
 pack), and a 32x32 image's entropy-coded scan is ~300 bytes once the ~600-byte header
 (tables), identical for every image, is stored once: 60,000 images in ~20 MB.
 
-Format (.npz): ``header`` (uint8 bytes up to and including the SOS segment), ``scans``
+Format (.npz): ``source``, ``header`` (uint8 bytes up to and including the SOS segment), ``scans``
 (all scans concatenated), ``offsets`` (N + 1 boundaries), ``labels``, ``shape``,
 ``quality`` and ``mean_abs_difference``. Needs Pillow (Keras's image utilities use it too).
 """
@@ -47,8 +47,12 @@ def _decode(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
-def write_pack(path: str | Path, images: np.ndarray, labels: np.ndarray, *, quality: int = 75) -> dict:
-    """Writes ``images`` (N, H, W, 3) uint8 and their labels; returns the pack's summary."""
+def write_pack(path: str | Path, images: np.ndarray, labels: np.ndarray, *, quality: int = 75,
+               source: str = "") -> dict:
+    """Writes ``images`` (N, H, W, 3) uint8 and their labels; returns the pack's summary.
+
+    ``source`` says where the images came from; it is kept in the pack and in its summary.
+    """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise ValueError(f"write_pack takes (N, H, W, 3) uint8 images, got {images.shape} {images.dtype}.")
@@ -65,12 +69,12 @@ def write_pack(path: str | Path, images: np.ndarray, labels: np.ndarray, *, qual
         scans.append(scan)
         offsets.append(offsets[-1] + len(scan))
         differences.append(np.abs(_decode(data).astype(np.int16) - image).mean())
-    summary = {"count": len(images), "shape": list(images.shape[1:]), "quality": quality,
+    summary = {"source": source, "count": len(images), "shape": list(images.shape[1:]), "quality": quality,
                "mean_abs_difference": float(np.mean(differences)),
                "bytes_per_image": offsets[-1] / len(images)}
     np.savez(path, header=np.frombuffer(header, np.uint8), scans=np.frombuffer(b"".join(scans), np.uint8),
              offsets=np.asarray(offsets, np.int64), labels=np.asarray(labels, np.int64),
-             shape=np.asarray(images.shape[1:], np.int64), quality=quality,
+             shape=np.asarray(images.shape[1:], np.int64), quality=quality, source=np.str_(source),
              mean_abs_difference=summary["mean_abs_difference"])
     return summary
 
@@ -80,7 +84,8 @@ def read_pack(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
     with np.load(path) as pack:
         header, scans, offsets = pack["header"].tobytes(), pack["scans"].tobytes(), pack["offsets"]
         labels, shape = pack["labels"], tuple(int(n) for n in pack["shape"])
-        summary = {"count": len(labels), "shape": list(shape), "quality": int(pack["quality"]),
+        summary = {"source": str(pack["source"]) if "source" in pack else "", "count": len(labels),
+                   "shape": list(shape), "quality": int(pack["quality"]),
                    "mean_abs_difference": float(pack["mean_abs_difference"])}
     images = np.empty((len(labels), *shape), np.uint8)
     for i in range(len(labels)):
