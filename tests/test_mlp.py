@@ -14,6 +14,7 @@ from keraszoo.data import make_circles
 from keraszoo.export import export_classifier, load_serving_fn
 from keraszoo.models.manual_mlp import ManualMLP
 from keraszoo.models.mlp import build_mlp
+from keraszoo.training.run_record import read_history
 
 
 @pytest.fixture(scope="module")
@@ -195,11 +196,16 @@ def test_several_steps_per_call_train_exactly_like_one(mlp_recipe, tmp_path, imp
                                       export=False, verbose="0", evaluate_at_init=False)
         results.append(mlp_recipe.main(config))
     assert json.loads((tmp_path / "run4" / "config.json").read_text())["steps_per_execution"] == 4
-    # The trained models agree (same test loss and accuracy). The running train loss does not quite:
-    # Keras weights the short last batch differently when it falls in a partial call (measured
-    # 0.5705 against 0.5714 with 63 steps and 4 per call; identical when the steps divide evenly).
-    for key in ("test_loss", "test_accuracy"):
-        assert results[1][key] == pytest.approx(results[0][key], rel=1e-6), key
+    # The trained models agree (same test loss and accuracy) up to float32 rounding: identical here,
+    # 3e-5 apart (relative) on a CI machine, whose oneDNN kernels round the 4-step loop differently.
+    # A skipped or repeated step would show far more: one epoch (63 steps) moves the test loss by
+    # over 10 % (checked below), i.e. ~0.2 % a step against the 2e-4 allowed.
+    assert results[1]["test_loss"] == pytest.approx(results[0]["test_loss"], rel=2e-4)
+    assert results[1]["test_accuracy"] == pytest.approx(results[0]["test_accuracy"], abs=2 / 1000)  # 2 of 1,000 points
+    first_epoch, last_epoch = read_history(tmp_path / "run1" / "history.csv")[-2:]
+    assert first_epoch["val_loss"] > 1.1 * last_epoch["val_loss"]
+    # The running train loss differs more: Keras weights the short last batch differently when it
+    # falls in a partial call (0.5705 against 0.5714 with 63 steps and 4 per call).
     assert results[1]["train_loss"] == pytest.approx(results[0]["train_loss"], rel=5e-3)
 
 
