@@ -127,8 +127,13 @@ class ManualMLP(keras.Model):
         # sums them, and each replica's gradient is the mean over its share of the global batch,
         # hence the division by the number of replicas (Keras scales its own losses the same way).
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        self.optimizer.apply_gradients(
-            [(gradient / replicas, parameter) for gradient, parameter in zip(gradients, self.parameters)])
+        # The updates must wait for every read of the parameters in the backward pass (W_y in
+        # delta_h is read again there): without this TensorFlow sometimes ran an assignment first
+        # and the step used the new W_y (7 of 40 identical 100-step float64 runs ended up to 5e-4
+        # off the Keras MLP; 0 of 40 with it; tests/test_mlp.py compares the two).
+        with tf.control_dependencies([loss, logits, *gradients]):
+            self.optimizer.apply_gradients(
+                [(gradient / replicas, parameter) for gradient, parameter in zip(gradients, self.parameters)])
         return self._update_metrics(loss, labels, logits)
 
     def test_step(self, data):
