@@ -144,10 +144,44 @@ def plot_variant(variant: str, runs: list[dict], path: Path) -> None:
     save_figure(fig, axes, [f"{variant}: {metric}" for metric in ("loss", "accuracy")], path)
 
 
+def claims_table(records: dict[str, list[dict]], *, settle_epochs: int = 5) -> str:
+    """The numbers docs/cifar10_ladder.md checks the course's claims with, one column entry per seed.
+
+    Oscillation is the mean absolute change of the test value from one epoch to the next,
+    after the first ``settle_epochs`` epochs (the early climb is not oscillation).
+    """
+    def per_seed(runs, value):
+        return " / ".join(value(run["history"]) for run in runs)
+
+    def wobble(history, key):
+        values = [row[key] for row in history][settle_epochs:]
+        return statistics.mean(abs(b - a) for a, b in zip(values, values[1:]))
+
+    lines = ["| variant | lowest test loss at epoch | final test loss | test acc. at epoch 10 (%) "
+             f"| mean \\|Δ test acc.\\| after epoch {settle_epochs} (points) | mean \\|Δ test loss\\| |",
+             "|---|---|---|---|---|---|"]
+    for variant in VARIANTS:
+        runs = records.get(variant)
+        if not runs or min(len(run["history"]) for run in runs) < settle_epochs + 2:
+            continue
+        lines.append("| " + " | ".join([
+            variant,
+            per_seed(runs, lambda h: str(min(h, key=lambda row: row["val_loss"])["epoch"])),
+            per_seed(runs, lambda h: f"{h[-1]['val_loss']:.2f}"),
+            per_seed(runs, lambda h: f"{100 * h[9]['val_accuracy']:.1f}" if len(h) >= 10 else "—"),
+            per_seed(runs, lambda h: f"{100 * wobble(h, 'val_accuracy'):.2f}"),
+            per_seed(runs, lambda h: f"{wobble(h, 'val_loss'):.3f}"),
+        ]) + " |")
+    return "\n".join(lines)
+
+
 def main(args) -> int:
     if not args.report_only:
         train_all(args)
-    print(report(load_records(Path(args.records)), Path(args.figures), args.figure_prefix))
+    records = load_records(Path(args.records))
+    print(report(records, Path(args.figures), args.figure_prefix))
+    print()
+    print(claims_table(records))
     return 0
 
 

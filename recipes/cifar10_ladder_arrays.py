@@ -138,7 +138,7 @@ def train_one(args, variant: str, seed: int, deadline: float | None) -> dict:
     from keraszoo.data.jpeg_pack import read_pack
     from keraszoo.data.statistics import array_mean_variance
     from keraszoo.training.callbacks import ExponentialDecay
-    from keraszoo.training.optimizers import make_optimizer
+    from keraszoo.training.optimizers import compile_for_classification
     from keraszoo.training.run_record import plot_curves, write_history, write_json
 
     recipe = _recipe()
@@ -156,9 +156,7 @@ def train_one(args, variant: str, seed: int, deadline: float | None) -> dict:
     metadata = argparse.Namespace(input_shape=train_x.shape[1:], num_classes=num_classes)
     statistics = array_mean_variance(train_x) if steps["normalize"] else None  # training split only
     training, inference = recipe.build_models(config, metadata, statistics=statistics)
-    training.compile(optimizer=make_optimizer(config),
-                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                     metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    compile_for_classification(training, config)  # Keras's own jit choice: XLA on JAX
     initial_loss, initial_accuracy = training.evaluate(test_x, test_y, batch_size=1000, verbose=0)
 
     rows, state = [], {"stopped_by_deadline": False}
@@ -192,8 +190,7 @@ def train_one(args, variant: str, seed: int, deadline: float | None) -> dict:
                  validation_data=(test_x, test_y), validation_batch_size=1000, callbacks=callbacks, verbose=2)
     wall = time.time() - start
     # The exported model would be the inference one (centre crop, no random layer): check it scores the same.
-    inference.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    compile_for_classification(inference, config)
     inference_loss, inference_accuracy = inference.evaluate(test_x, test_y, batch_size=1000, verbose=0)
     last, best = rows[-1], max(rows, key=lambda row: row["val_accuracy"])
     metrics = {

@@ -184,3 +184,17 @@ def test_ladder_report_tabulates_seeds_from_the_records(tmp_path):
     table = ladder.report(ladder.load_records(tmp_path / "records"), tmp_path / "figures", "gpu")
     assert table.splitlines()[-1].endswith("| 3 | NVIDIA H200 (Keras on jax) |")
     assert (tmp_path / "figures" / "gpu_batchnorm.png").is_file()
+
+
+def test_claims_table_reads_turning_point_and_oscillation_from_the_history():
+    from conftest import load_recipe
+
+    ladder = load_recipe("cifar10_ladder")
+    # Test loss lowest at epoch 4, then rising; test accuracy alternating 0.60 / 0.62 from epoch 6 on.
+    losses = [1.5, 1.2, 1.0, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7]
+    history = [{"epoch": e, "val_loss": loss, "val_accuracy": 0.60 + 0.02 * (e % 2)}
+               for e, loss in enumerate(losses, start=1)]
+    table = ladder.claims_table({"baseline": [{"history": history}], "dropout": [{"history": history[:3]}]})
+    row = table.splitlines()[-1]
+    assert row == "| baseline | 4 | 1.70 | 60.0 | 2.00 | 0.100 |"
+    assert "dropout" not in table  # too short to say anything about oscillation

@@ -1,4 +1,4 @@
-"""The optimizer a TrainConfig names (TensorFlow-free: any Keras backend)."""
+"""The optimizer and objective a TrainConfig trains a classifier with (TensorFlow-free: any Keras backend)."""
 
 from __future__ import annotations
 
@@ -15,3 +15,14 @@ def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
     if config.optimizer == "adamw":
         return keras.optimizers.AdamW(learning_rate=config.learning_rate, weight_decay=config.weight_decay)
     raise ValueError(f"optimizer={config.optimizer!r}: expected 'sgd', 'adam' or 'adamw'.")
+
+
+def compile_for_classification(model: keras.Model, config: TrainConfig, **compile_options) -> None:
+    """Sparse cross-entropy on logits and accuracy, with ``config``'s optimizer: what every keraszoo
+    classifier trains with. ``compile_options`` go to ``model.compile`` (jit_compile, ...)."""
+    model.compile(
+        optimizer=make_optimizer(config),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        **compile_options,
+    )
