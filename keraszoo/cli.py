@@ -56,18 +56,22 @@ def _show(args) -> int:
 
     try:
         path = resolve_version_dir(args.path)
-    except FileNotFoundError as error:
+        serve = load_serving_fn(path)
+    except (FileNotFoundError, ValueError) as error:  # SavedModelError is a ValueError
         print(f"error: {error}", file=sys.stderr)
         return 2
-    serve = load_serving_fn(path)
     print(f"{path}  (signature {SIGNATURE_NAME})")
     for name, spec in serve.structured_input_signature[1].items():
         print(f"  input  {name}: {spec.dtype.name} {spec.shape}")
     for name, spec in serve.structured_outputs.items():
         print(f"  output {name}: {spec.dtype.name} {spec.shape}")
     metrics_file = path / RUN_RECORD_DIR / "metrics.json"
-    if metrics_file.is_file():
-        metrics = json.loads(metrics_file.read_text())
+    try:
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
+    except (OSError, ValueError):
+        print(f"  run record: {metrics_file} is unreadable")
+        metrics = None
+    if isinstance(metrics, dict):
         keys = ("recipe", "dataset", "epochs", "seed", "test_accuracy", "test_loss", "wall_time_s")
         print("  run record: " + ", ".join(f"{k}={metrics[k]}" for k in keys if k in metrics))
     return 0
@@ -76,13 +80,14 @@ def _show(args) -> int:
 def _trained_on(version_dir: Path) -> str:
     """The dataset in the exported run record ("mnist:3.0.1" -> "mnist"); cifar10 if there is none."""
     metrics = version_dir / "run_record" / "metrics.json"
-    if metrics.is_file():
-        return json.loads(metrics.read_text()).get("dataset", "cifar10").split(":")[0]
-    return "cifar10"
+    try:
+        return str(json.loads(metrics.read_text()).get("dataset", "cifar10")).split(":")[0]
+    except (OSError, ValueError, AttributeError):
+        return "cifar10"
 
 
 def _evaluate(args) -> int:
-    import numpy as np
+    import tensorflow as tf
 
     from keraszoo.data import DatasetNotFoundError, dataset_metadata, load_dataset
     from keraszoo.export import load_serving_fn, resolve_version_dir
@@ -100,6 +105,18 @@ def _evaluate(args) -> int:
     except (DatasetNotFoundError, ValueError, FileNotFoundError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    try:
+        return _score(args, serve, dataset, metadata, name, path)
+    except tf.errors.DataLossError as error:
+        from keraszoo.data import describe_data_loss
+
+        print(f"error: {describe_data_loss(error)}", file=sys.stderr)
+        return 1
+
+
+def _score(args, serve, dataset, metadata, name, path) -> int:
+    import numpy as np
+
     args.dataset = name
     correct = total = 0
     shown = []

@@ -13,6 +13,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
+import os
+import re
 import sys
 import types
 import typing
@@ -24,7 +27,9 @@ from typing import Literal
 # Fields that may change between a run and its resumption: they do not change what is trained.
 # The strategy and XLA change where and how the same computation runs, not what it computes.
 RESUMABLE_FIELDS = frozenset({"epochs", "output", "export", "export_dir", "verbose", "strategy", "jit_compile",
-                              "steps_per_execution"})
+                              "steps_per_execution", "restart"})
+# A model folder under --export-dir: one path component, as TF Serving's model names.
+EXPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DISTRIBUTION_FIELDS = ("strategy", "mixed_precision", "jit_compile")
 
 
@@ -72,6 +77,10 @@ class TrainConfig:
         1, "training steps per call into TensorFlow; 10 doubled the MLP's speed (docs/performance.md), "
         "but per-step learning-rate schedules (the ViT recipes, the speedrun) need 1"
     )
+    restart: bool = option(
+        False, "discard the run folder's checkpoint and record (files this run wrote) and start over, "
+        "instead of resuming"
+    )
     export: bool = option(True, "export a SavedModel when training ends")
     export_dir: str = option("saved_models", "root of the TensorFlow Serving model folders")
     verbose: Literal["auto", "0", "1", "2"] = option(
@@ -79,6 +88,14 @@ class TrainConfig:
     )
 
     def __post_init__(self):
+        for f in dataclasses.fields(self):  # nan and inf pass every range check below
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name}={value!r}: give a finite number.")
+        export_name = getattr(self, "export_name", None)
+        if export_name is not None and not EXPORT_NAME.match(export_name):
+            raise ValueError(f"export_name={export_name!r}: use letters, digits, '_', '-' and '.' only "
+                             "(one folder name under --export-dir, not a path).")
         checks = {
             "epochs": self.epochs >= 1,
             "batch_size": self.batch_size >= 1,
@@ -184,26 +201,42 @@ def changed_fields(saved: dict, current: dict, *, ignore=RESUMABLE_FIELDS) -> di
 def cli_main(main: Callable, config_class: type, description: str, argv=None) -> int:
     """Runs a recipe's ``main(config)`` from the command line.
 
-    Bad options exit with argparse's usage error (status 2); the failures a user
-    can fix (dataset not prepared, run folder conflict, invalid value) print one
-    line without a traceback and return 2.
+    Bad options exit with argparse's usage error (status 2). The failures a user can fix
+    print one line without a traceback: a problem with what was asked (dataset not prepared,
+    run folder conflict, damaged checkpoint, invalid value) returns 2, a run that failed on
+    its way (loss diverged, damaged data, disk full) returns 1.
     """
     config = parse_config(config_class, argv, description=description)
-    from keraszoo.data import DatasetNotFoundError
+    import tensorflow as tf
+
+    from keraszoo.data import DatasetNotFoundError, describe_data_loss
+    from keraszoo.errors import CheckpointError, KeraszooError
     from keraszoo.training.distribute import make_strategy
 
     try:
         make_strategy(config.strategy)  # before any other TensorFlow op, as tf.distribute requires
-    except ValueError as error:
+        try:
+            main(config)
+        except tf.errors.DataLossError as error:
+            print(f"error: {describe_data_loss(error)}", file=sys.stderr)
+            return 1
+    except KeraszooError as error:
+        print(f"error: {error}", file=sys.stderr)
+        if isinstance(error, CheckpointError):
+            # A failed HDF5 write leaves h5py objects whose teardown at exit can crash the interpreter
+            # (rc 139 after a disk-full error); every file the run keeps is already written whole.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(error.exit_code)
+        return error.exit_code
+    except (DatasetNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from keraszoo.training.trainer import RunFolderConflict
-
-    try:
-        main(config)
-    except (DatasetNotFoundError, RunFolderConflict, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except OSError as error:  # disk full, read-only folder, ...: what failed and where
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"error: {error.strerror or error}{where}. Fix that and run the same command again: the run resumes "
+              "after its last finished epoch.", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -57,6 +57,7 @@ def test_resuming_with_other_options_is_refused(cifar10_recipe, data_dir, tmp_pa
         output=str(tmp_path / "run"), export=False, verbose="0", evaluate_at_init=False,
     )
     (tmp_path / "run").mkdir()
+    (tmp_path / "run" / ".keraszoo-run").write_text("{}")  # a run folder, as a killed run leaves it
     (tmp_path / "run" / "config.json").write_text(json.dumps(config.to_dict()))
     EpochCheckpoint(tmp_path / "run" / "checkpoint").directory.joinpath("epoch-00001").mkdir(parents=True)
     (tmp_path / "run" / "checkpoint" / "epoch-00001" / "state.json").write_text("{}")
@@ -80,9 +81,10 @@ def test_checkpoint_restores_weights_and_optimizer_state(tmp_path):
     x, y = np.ones((8, 4), "float32"), np.zeros((8, 3), "float32")
     trained = make()
     trained.fit(x, y, epochs=2, batch_size=4, verbose=0)
-    EpochCheckpoint(tmp_path).save(trained, {"epoch": 2})
+    state = {"epoch": 2, "history": [{"epoch": 1}, {"epoch": 2}], "initial": {}, "resumed_at": []}
+    EpochCheckpoint(tmp_path).save(trained, state)
     restored = make()
-    assert EpochCheckpoint(tmp_path).restore(restored) == {"epoch": 2}
+    assert EpochCheckpoint(tmp_path).restore(restored) == state
     assert int(restored.optimizer.iterations.numpy()) == 4
     for got, want in zip(restored.optimizer.variables, trained.optimizer.variables):
         np.testing.assert_array_equal(got.numpy(), want.numpy())

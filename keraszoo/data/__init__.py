@@ -10,7 +10,7 @@ import importlib
 _EXPORTS = {
     "keraszoo.data.circles": ("CIRCLES_METADATA", "circles_split", "make_circles"),
     "keraszoo.data.tfds_data": ("DatasetMetadata", "DatasetNotFoundError", "SplitData", "batches", "dataset_metadata",
-                                "epoch_batches", "load_dataset", "read_split", "resolve_data_dir"),
+                                "describe_data_loss", "epoch_batches", "load_dataset", "read_split", "resolve_data_dir"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 

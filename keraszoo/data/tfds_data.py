@@ -36,6 +36,26 @@ class DatasetNotFoundError(FileNotFoundError):
     """The dataset is unknown or is not prepared in the data_dir that was searched."""
 
 
+# Every prepared dataset folder this process read from: TensorFlow's DataLossError says
+# "corrupted record at 954" without naming the file, so describe_data_loss looks for it here.
+_READ_FOLDERS: set[str] = set()
+
+
+def describe_data_loss(error: Exception) -> str:
+    """One line naming the damaged record file behind a DataLossError, and how to repair it."""
+    reason = getattr(error, "message", str(error)).split("[Op:")[0].split("}}")[-1].strip()
+    for folder in sorted(_READ_FOLDERS):
+        for path in sorted(tf.io.gfile.glob(os.path.join(folder, "*.tfrecord*"))):
+            try:
+                tf.data.TFRecordDataset(path).reduce(0, lambda count, _: count + 1)
+            except tf.errors.DataLossError as damaged:
+                reason = getattr(damaged, "message", str(damaged)).split("[Op:")[0].split("}}")[-1].strip()
+                return (f"{path} is damaged ({reason}): prepare the dataset again, or copy that file back "
+                        "from a good copy (a prepared data_dir may carry SHA256SUMS to check against).")
+    folders = ", ".join(sorted(_READ_FOLDERS)) or "the data_dir"
+    return f"a dataset file in {folders} is damaged ({reason}): prepare the dataset again."
+
+
 @dataclass(frozen=True)
 class DatasetMetadata:
     """What a model builder needs to know about a dataset, without reading it."""
@@ -121,6 +141,7 @@ def read_split(name: str, split: str, *, data_dir: str | None = None) -> SplitDa
         ) from error
     if num_examples == 0:
         raise ValueError(f"Split {split!r} of {name!r} is empty: check the slice.")
+    _READ_FOLDERS.add(os.fspath(builder.data_dir))
     examples = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
     examples = examples.map(
         lambda image, label: (image, tf.cast(label, tf.int32)),

@@ -16,6 +16,7 @@ CenterCrop.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -23,6 +24,8 @@ from pathlib import Path
 
 import keras
 import tensorflow as tf
+
+from keraszoo.faults import pause_point
 
 SIGNATURE_NAME = "serving_default"
 RUN_RECORD_DIR = "run_record"
@@ -38,6 +41,47 @@ def existing_versions(model_dir: str | os.PathLike) -> list[int]:
     if not model_dir.is_dir():
         return []
     return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and _VERSION.match(p.name))
+
+
+def is_complete_version(path: str | os.PathLike) -> bool:
+    """What every keraszoo command (show, evaluate, serve) takes for a loadable version: the graph and
+    both halves of the variables. A version still being copied, or cut short, is skipped."""
+    path, variables = Path(path), Path(path) / "variables"
+    return (
+        (path / "saved_model.pb").is_file()
+        and (variables / "variables.index").is_file()
+        and any(variables.glob("variables.data-*"))
+    )
+
+
+def find_exported_run(export_dir: str | os.PathLike, name: str, run_id: str | None) -> Path | None:
+    """The version of ``export_dir/name`` that the run ``run_id`` exported, if there is one."""
+    if not run_id:
+        return None
+    model_dir = Path(export_dir) / name
+    for version in reversed(existing_versions(model_dir)):
+        metrics = model_dir / str(version) / RUN_RECORD_DIR / "metrics.json"
+        try:
+            if metrics.is_file() and json.loads(metrics.read_text()).get("run_id") == run_id:
+                return model_dir / str(version)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def _remove_stale_exports(model_dir: Path) -> None:
+    """Temporary export folders of processes that died (killed mid-export) are ours to delete."""
+    for tmp in model_dir.glob(".tmp-export-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # that exporter is still running
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except PermissionError:
+            continue  # alive, somebody else's
 
 
 def export_classifier(
@@ -63,6 +107,7 @@ def export_classifier(
         )
     model_dir = Path(export_dir) / name
     model_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_exports(model_dir)
     tmp = model_dir / f".tmp-export-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
 
@@ -80,7 +125,10 @@ def export_classifier(
     (tmp / KERAS_CONFIG_FILE).write_text(model.to_json())
     if run_record_dir is not None:
         shutil.copytree(run_record_dir, tmp / RUN_RECORD_DIR, ignore=_not_record_files)
-    return _publish(tmp, model_dir, version)
+    pause_point("export/written")
+    final = _publish(tmp, model_dir, version)
+    pause_point("export/published")
+    return final
 
 
 def _not_record_files(directory, names):
@@ -106,17 +154,34 @@ def _publish(tmp: Path, model_dir: Path, version: int | None) -> Path:
     raise RuntimeError(f"could not find a free version under {model_dir}")
 
 
+class SavedModelError(ValueError):
+    """A SavedModel folder that cannot be loaded (damaged or incomplete files)."""
+
+
 def resolve_version_dir(path: str | os.PathLike) -> Path:
-    """A SavedModel version folder as is, or the newest version of a model folder (what TF Serving serves)."""
+    """A SavedModel version folder as is, or the newest complete version of a model folder (as served)."""
     path = Path(path)
-    versions = existing_versions(path)
-    resolved = path / str(versions[-1]) if versions else path
-    if not (resolved / "saved_model.pb").is_file():
+    complete = [v for v in existing_versions(path) if is_complete_version(path / str(v))]
+    resolved = path / str(complete[-1]) if complete else path
+    if not is_complete_version(resolved):
+        if (resolved / "saved_model.pb").is_file():
+            raise SavedModelError(f"{resolved} is an incomplete SavedModel (no variables/variables.index and "
+                                  "variables.data-* files): export it again.")
         raise FileNotFoundError(
             f"{path} is neither a SavedModel nor a folder of numbered versions: export a model first "
             "(e.g. python recipes/cifar10_cnn.py) or point at saved_models/<name>[/<version>]."
         )
     return resolved
+
+
+def load_saved_model(version_dir: str | os.PathLike):
+    """``tf.saved_model.load``, with a damaged folder reported in one line instead of TensorFlow's traceback."""
+    try:
+        return tf.saved_model.load(str(version_dir))
+    except Exception as error:  # noqa: BLE001 - protobuf, OpError, ValueError ... all mean "damaged"
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise SavedModelError(f"cannot load the SavedModel in {version_dir} ({type(error).__name__}: "
+                              f"{first[:200]}); it is damaged: export it again.") from None
 
 
 def load_keras_model(version_dir: str | os.PathLike) -> keras.Model:
@@ -133,7 +198,7 @@ def load_keras_model(version_dir: str | os.PathLike) -> keras.Model:
             "Keras architecture is unknown. Load it with tf.saved_model.load instead."
         )
     model = keras.models.model_from_json(config_file.read_text())
-    restored = tf.saved_model.load(str(version_dir)).variables
+    restored = load_saved_model(version_dir).variables
     if len(restored) != len(model.variables):
         raise ValueError(f"{version_dir}: {len(restored)} saved variables, model has {len(model.variables)}.")
     for variable, saved in zip(model.variables, restored):
@@ -147,4 +212,7 @@ def load_keras_model(version_dir: str | os.PathLike) -> keras.Model:
 
 def load_serving_fn(version_dir: str | os.PathLike):
     """The ``serving_default`` function of an exported model, as TF Serving would call it."""
-    return tf.saved_model.load(str(version_dir)).signatures[SIGNATURE_NAME]
+    signatures = load_saved_model(version_dir).signatures
+    if SIGNATURE_NAME not in signatures:
+        raise SavedModelError(f"{version_dir} has no {SIGNATURE_NAME!r} signature (it has {sorted(signatures)}).")
+    return signatures[SIGNATURE_NAME]

@@ -20,6 +20,7 @@ import tensorflow as tf
 from tensorflow.core.framework import types_pb2
 
 from keraszoo.export import RUN_RECORD_DIR, SIGNATURE_NAME, existing_versions
+from keraszoo.export import is_complete_version as is_complete
 
 
 class NotFound(LookupError):
@@ -82,15 +83,6 @@ def load_version(name: str, version: int, path: Path) -> ServedVersion:
     served = ServedVersion(name, version, path, signatures, class_names)
     served._saved_model = loaded
     return served
-
-
-def is_complete(path: Path) -> bool:
-    variables = path / "variables"
-    return (
-        (path / "saved_model.pb").is_file()
-        and (variables / "variables.index").is_file()
-        and any(variables.glob("variables.data-*"))
-    )
 
 
 def _last_change(path: Path) -> float:

@@ -45,7 +45,11 @@ class WarmupCosine(keras.callbacks.Callback):
 
     Set before every training step from the optimizer's own step counter, which a
     resumed run restores with the weights, so the schedule continues where it stopped.
+    The schedule is laid out over the run's epochs, so a resumed run must keep ``--epochs``
+    (``depends_on_epochs`` tells the trainer to refuse a change).
     """
+
+    depends_on_epochs = True
 
     def __init__(self, peak_learning_rate: float, *, total_steps: int, warmup_steps: int):
         super().__init__()

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import keras
 
-from keraszoo.config import TrainConfig
+from keraszoo.config import TrainConfig, changed_fields
 from keraszoo.data import DatasetMetadata, SplitData, dataset_metadata, read_split
-from keraszoo.export import export_classifier
+from keraszoo.errors import RunFolderConflict
+from keraszoo.export import export_classifier, find_exported_run
+from keraszoo.training import run_folder, run_record
 from keraszoo.training.distribute import (
     describe,
     is_chief,
@@ -74,6 +76,16 @@ def run_classification(
     exports; worker i keeps its own record in ``output/worker<i>``.
     """
     strategy = make_strategy(config.strategy)
+    chief = is_chief(strategy)
+    output_dir = Path(config.output or Path("runs") / recipe / f"seed{config.seed}")
+    if not chief:
+        output_dir = output_dir / f"worker{task_index(strategy)}"
+    # Everything the run will write to is checked before the data is read or a step is trained.
+    marker = run_folder.claim(output_dir, recipe)
+    if config.export and chief:
+        run_folder.check_export_dir(config.export_dir)
+    if marker.get("finished") and not config.restart:
+        return _finished_run(config, output_dir, marker)
     seed_everything(config.seed, deterministic=config.deterministic)
     if data is None:
         data = load_tfds_data(dataset, config)
@@ -85,10 +97,6 @@ def run_classification(
             compile_classifier(model, config)
     if config.strategy == "multiworker":
         work_around_multiworker_build(model, strategy)
-    chief = is_chief(strategy)
-    output_dir = Path(config.output or Path("runs") / recipe / f"seed{config.seed}")
-    if not chief:
-        output_dir = output_dir / f"worker{task_index(strategy)}"
     result = train(
         model,
         train_data=train_data,
@@ -98,6 +106,7 @@ def run_classification(
         title=f"{recipe} - {metadata.name} {train_data.split}, seed {config.seed}",
         callbacks=list(callbacks),
         num_classes=metadata.num_classes,
+        recipe=recipe,
         record={
             "recipe": recipe,
             "dataset": f"{metadata.name}:{metadata.version}",
@@ -112,20 +121,50 @@ def run_classification(
     metrics = result.metrics
     if after_training is not None:
         after_training(model, data, output_dir)
+    version_dir = None
     if config.export and chief:
-        inference_model = export_model(model) if export_model else model
-        version_dir = export_classifier(
-            inference_model,
-            export_dir=config.export_dir,
-            name=export_name or recipe,
-            run_record_dir=output_dir,
-        )
+        run_id = result.run_marker.get("run_id")
+        # A run killed after publishing its version but before marking itself finished: not exported twice.
+        version_dir = find_exported_run(config.export_dir, export_name or recipe, run_id)
+        if version_dir is not None:
+            print(f"This run exported {version_dir} before it was stopped; not exporting it again.")
+        else:
+            inference_model = export_model(model) if export_model else model
+            version_dir = export_classifier(
+                inference_model,
+                export_dir=config.export_dir,
+                name=export_name or recipe,
+                run_record_dir=output_dir,
+            )
+            print(f"Exported SavedModel: {version_dir}")
         metrics["saved_model"] = str(version_dir)
-        print(f"Exported SavedModel: {version_dir}")
-    finish_run(output_dir)
+    finish_run(output_dir, result.run_marker if chief else None, str(version_dir) if version_dir else None)
     print(
         f"Test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f} after "
         f"{metrics['epochs']} epochs ({metrics['wall_time_s']:.0f} s). Run record: {output_dir}"
     )
     return {**metrics, "output_dir": str(output_dir)}
+
+
+def _finished_run(config: TrainConfig, output_dir: Path, marker: dict) -> dict:
+    """A rerun of a finished run's command: nothing to do but say where its results are."""
+    try:
+        saved = run_record.read_json(output_dir / run_record.CONFIG_FILE)
+        metrics = run_record.read_json(output_dir / run_record.METRICS_FILE)
+    except (OSError, ValueError):
+        raise RunFolderConflict(f"{output_dir} holds a finished run whose config.json or metrics.json is missing or "
+                                "unreadable: pass --restart to train it again, or choose another --output.") from None
+    diffs = changed_fields(saved, config.to_dict())
+    if saved.get("epochs") != config.epochs:
+        diffs["epochs"] = (saved.get("epochs"), config.epochs)
+    if diffs:
+        listed = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in diffs.items())
+        raise RunFolderConflict(f"{output_dir} holds a finished run with other options ({listed}): choose another "
+                                "--output, or pass --restart to replace it.")
+    finish_run(output_dir)  # a kill after the run was marked finished may have left its checkpoint
+    where = f"; its model is {marker['saved_model']}" if marker.get("saved_model") else ""
+    print(f"The run in {output_dir} finished already (test accuracy {metrics['test_accuracy']:.4f}){where}. "
+          "Nothing to do; pass --restart to train it again.")
+    saved_model = {"saved_model": marker["saved_model"]} if marker.get("saved_model") else {}
+    return {**metrics, **saved_model, "output_dir": str(output_dir)}
 

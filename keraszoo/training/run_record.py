@@ -32,8 +32,16 @@ def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
+# history.csv's leading and trailing columns; the others (extra metrics) sit between, sorted. A fixed
+# order, not the dicts' own: a resumed run's rows come back from JSON with their keys sorted.
+FIRST_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+LAST_COLUMNS = ("train_time_s", "epoch_time_s")
+
+
 def write_history(path: Path, rows: list[dict]) -> None:
-    columns = list(dict.fromkeys(key for row in rows for key in row))
+    keys = {key for row in rows for key in row}
+    columns = [c for c in FIRST_COLUMNS if c in keys] + sorted(keys - {*FIRST_COLUMNS, *LAST_COLUMNS}) + [
+        c for c in LAST_COLUMNS if c in keys]
     tmp = Path(path).with_name(f".{Path(path).name}.tmp")
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)

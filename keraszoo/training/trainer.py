@@ -8,6 +8,7 @@ last finished epoch with the same weights, optimizer state and data order.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,19 +18,17 @@ import tensorflow as tf
 
 from keraszoo.analysis.chance_level import chance_level_report, format_report
 from keraszoo.data import SplitData, batches, epoch_batches
-from keraszoo.training import run_record
-from keraszoo.training.checkpoint import EpochCheckpoint
+from keraszoo import faults
+from keraszoo.config import TrainConfig, changed_fields
+from keraszoo.errors import CheckpointError, RunFolderConflict, TrainingDiverged
+from keraszoo.training import run_folder, run_record
+from keraszoo.training.checkpoint import RESTART_HINT, EpochCheckpoint
 from keraszoo.training.distribute import resolve_jit_compile
 from keraszoo.training.optimizers import compile_for_classification
-from keraszoo.config import TrainConfig, changed_fields
+from keraszoo.training.run_folder import CHECKPOINT_DIR
 
-CHECKPOINT_DIR = "checkpoint"
 EVAL_BATCH_SIZE = 256
 PLOT_EVERY_S = 30.0
-
-
-class RunFolderConflict(RuntimeError):
-    """The run folder holds an unfinished run that was started with another config."""
 
 
 @dataclass
@@ -37,6 +36,7 @@ class TrainResult:
     metrics: dict
     history: list[dict]
     output_dir: Path
+    run_marker: dict
 
 
 def seed_everything(seed: int, *, deterministic: bool = True) -> None:
@@ -94,6 +94,10 @@ class _EpochRecorder(keras.callbacks.Callback):
         row["learning_rate"] = row.pop("learning_rate", _current_learning_rate(self.model))
         row["train_time_s"] = round(self._train_time or epoch_time, 3)
         row["epoch_time_s"] = round(epoch_time, 3)
+        bad = {key: value for key, value in row.items() if isinstance(value, float) and not math.isfinite(value)}
+        if bad:  # never checkpointed: a rerun resumes from the last finite epoch
+            raise TrainingDiverged(f"{', '.join(f'{k}={v}' for k, v in bad.items())} at the end of epoch {epoch + 1}: "
+                                   "the run stopped and exported nothing; lower --learning-rate.")
         self.state["history"].append(row)
         self.state["epoch"] = epoch + 1
         self.checkpoint.save(self.model, self.state)
@@ -106,37 +110,80 @@ class _EpochRecorder(keras.callbacks.Callback):
             self._last_plot = time.perf_counter()
 
 
+class _StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops a run whose training loss became NaN or infinite, saying where (Keras's TerminateOnNaN
+    ends fit quietly, and the run would then export a broken model)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingDiverged(
+                f"the training loss became {float(loss)} at epoch {self.epoch}, step {batch + 1}: the run stopped "
+                "and exported nothing (the last finished epoch's checkpoint is kept); lower --learning-rate."
+            )
+
+
+class _PausePoints(keras.callbacks.Callback):
+    """Mid-epoch points for the kill tests (keraszoo.faults); added only when asked for."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        faults.pause_point(f"epoch-{self.epoch}/batch-{batch + 1}")
+
+
 def write_record_files(output_dir: Path, history: list[dict], title: str, initial: dict) -> None:
     run_record.write_history(output_dir / run_record.HISTORY_FILE, history)
     run_record.plot_curves(output_dir / run_record.CURVES_FILE, history, title=title, initial=initial)
 
 
-def _start_or_resume(model, config: TrainConfig, output_dir: Path, checkpoint: EpochCheckpoint):
+def _start_or_resume(model, config: TrainConfig, output_dir: Path, checkpoint: EpochCheckpoint, callbacks,
+                     recipe: str | None):
+    marker = run_folder.claim(output_dir, recipe)
     config_path = output_dir / run_record.CONFIG_FILE
-    if checkpoint.latest() is not None and config_path.is_file():
-        diffs = changed_fields(run_record.read_json(config_path), config.to_dict())
-        if diffs:
-            listed = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in diffs.items())
-            raise RunFolderConflict(
-                f"{output_dir} holds an unfinished run started with other options ({listed}). "
-                "Resume it with the same options (only --epochs may change), choose another "
-                f"--output, or delete {output_dir / CHECKPOINT_DIR} to start over."
-            )
-        state = checkpoint.restore(model)
-        if state["epoch"] > config.epochs:
-            raise RunFolderConflict(
-                f"{output_dir} has already trained {state['epoch']} epochs, more than "
-                f"--epochs {config.epochs}. Ask for at least {state['epoch']} epochs, choose "
-                f"another --output, or delete {output_dir / CHECKPOINT_DIR} to start over."
-            )
-        state["resumed_at"].append(state["epoch"])
-        print(f"Resuming the run in {output_dir} after epoch {state['epoch']} of {config.epochs}.")
-    else:
-        checkpoint.clear()
-        for name in run_record.RECORD_FILES:  # a finished run's record is replaced, not mixed in
-            (output_dir / name).unlink(missing_ok=True)
-        state = {"epoch": 0, "history": [], "initial": {}, "resumed_at": []}
+    if config.restart and (checkpoint.latest() is not None or config_path.is_file()):
+        print(f"Starting over in {output_dir} (--restart): discarding its checkpoint and record files.")
+    elif checkpoint.latest() is not None:
+        return _resume(model, config, output_dir, checkpoint, callbacks), marker
+    marker = run_folder.start_fresh(output_dir, recipe)
     run_record.write_json(config_path, config.to_dict())
+    return {"epoch": 0, "history": [], "initial": {}, "resumed_at": []}, marker
+
+
+def _resume(model, config: TrainConfig, output_dir: Path, checkpoint: EpochCheckpoint, callbacks) -> dict:
+    config_path = output_dir / run_record.CONFIG_FILE
+    try:
+        saved = run_record.read_json(config_path)
+    except (OSError, ValueError):
+        raise CheckpointError(f"{config_path} is missing or unreadable, so the checkpoint in {checkpoint.directory} "
+                              f"cannot be matched with its options; {RESTART_HINT}.") from None
+    diffs = changed_fields(saved, config.to_dict())
+    if diffs:
+        listed = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in diffs.items())
+        raise RunFolderConflict(
+            f"{output_dir} holds an unfinished run started with other options ({listed}). Resume it with the "
+            "same options (only --epochs may change), choose another --output, or pass --restart to start over."
+        )
+    fixed = [type(c).__name__ for c in callbacks if getattr(c, "depends_on_epochs", False)]
+    if fixed and saved.get("epochs") != config.epochs:
+        raise RunFolderConflict(
+            f"{output_dir} was started with --epochs {saved.get('epochs')}, and its learning-rate schedule "
+            f"({', '.join(fixed)}) is laid out over that many epochs: resuming with --epochs {config.epochs} would "
+            "match neither run. Resume with the same --epochs, or pass --restart."
+        )
+    state = checkpoint.restore(model)
+    if state["epoch"] > config.epochs:
+        raise RunFolderConflict(
+            f"{output_dir} has already trained {state['epoch']} epochs, more than --epochs {config.epochs}. "
+            f"Ask for at least {state['epoch']} epochs, choose another --output, or pass --restart."
+        )
+    state["resumed_at"].append(state["epoch"])
+    run_record.write_json(config_path, config.to_dict())
+    print(f"Resuming the run in {output_dir} after epoch {state['epoch']} of {config.epochs}.")
     return state
 
 
@@ -151,6 +198,7 @@ def train(
     callbacks: list[keras.callbacks.Callback] = (),
     record: dict | None = None,
     num_classes: int | None = None,
+    recipe: str | None = None,
 ) -> TrainResult:
     """Trains ``model`` (compiling it if needed), evaluating ``test_data`` after every epoch.
 
@@ -159,16 +207,16 @@ def train(
     (dataset name, variant, ...) to the metrics. The resume checkpoint stays in
     ``output_dir/checkpoint`` until ``finish_run`` removes it, so a kill during
     export does not cost the training. ``num_classes`` defaults to the model's last
-    output dimension.
+    output dimension. The folder is claimed as a run folder first (see
+    ``keraszoo.training.run_folder``): a folder holding files of somebody else's is refused.
     """
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     title = title or model.name
     num_classes = num_classes or int(model.output_shape[-1])
     if not model.compiled:
         compile_classifier(model, config)
     checkpoint = EpochCheckpoint(output_dir / CHECKPOINT_DIR)
-    state = _start_or_resume(model, config, output_dir, checkpoint)
+    state, marker = _start_or_resume(model, config, output_dir, checkpoint, callbacks, recipe)
 
     # Evaluation batches need not be as small as training ones (online SGD trains on 1 example).
     # Never larger than the split: under a tf.distribute strategy Keras builds the model from the
@@ -196,6 +244,7 @@ def train(
             last_epoch=config.epochs,
         )
         recorder = _EpochRecorder(state, checkpoint, output_dir, title)
+        guards = [_StopOnNonFiniteLoss(), *([_PausePoints()] if faults.enabled() else [])]
         model.fit(
             stream,
             epochs=config.epochs,
@@ -203,14 +252,15 @@ def train(
             steps_per_epoch=steps_per_epoch,
             validation_data=test_batches,
             shuffle=False,  # the stream is already shuffled, per epoch and reproducibly
-            callbacks=[*callbacks, recorder],
+            callbacks=[*callbacks, *guards, recorder],
             verbose=config.keras_verbose(),
         )
     history = state["history"][: config.epochs]
-    metrics = _final_metrics(history, state, config, train_data, test_data, record or {})
+    metrics = _final_metrics(history, state, config, train_data, test_data,
+                             {**(record or {}), "run_id": marker.get("run_id")})
     write_record_files(output_dir, history, title, state["initial"])
     run_record.write_json(output_dir / run_record.METRICS_FILE, metrics)
-    return TrainResult(metrics=metrics, history=history, output_dir=output_dir)
+    return TrainResult(metrics=metrics, history=history, output_dir=output_dir, run_marker=marker)
 
 
 def _final_metrics(history, state, config, train_data, test_data, record) -> dict:
@@ -245,6 +295,13 @@ def _final_metrics(history, state, config, train_data, test_data, record) -> dic
     }
 
 
-def finish_run(output_dir: str | Path) -> None:
-    """Drops the resume checkpoint once the run's outputs are safe (after export)."""
-    EpochCheckpoint(Path(output_dir) / CHECKPOINT_DIR).clear()
+def finish_run(output_dir: str | Path, marker: dict | None = None, saved_model: str | None = None) -> None:
+    """Marks the run finished (a rerun of the same command is then a no-op), then drops the checkpoint.
+
+    In that order: a kill in between leaves a finished run with a stale checkpoint, never an
+    unfinished run without one.
+    """
+    output_dir = Path(output_dir)
+    if marker is not None:
+        run_folder.mark_finished(output_dir, marker, saved_model)
+    EpochCheckpoint(output_dir / CHECKPOINT_DIR).clear()
