@@ -91,7 +91,7 @@ def _cnn_command(data_dir: str, output: Path, models: Path) -> list[str]:
             "--export-dir", str(models)]
 
 
-def test_batchnorm_cnn_killed_everywhere_ends_like_an_uninterrupted_run(data_dir, tmp_path):
+def _batchnorm_cnn_killed_everywhere_ends_like_an_uninterrupted_run(data_dir, tmp_path):
     reference = subprocess.Popen(_cnn_command(data_dir, tmp_path / "reference", tmp_path / "reference_models"),
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_environment())
     run, models = tmp_path / "run", tmp_path / "models"
@@ -118,7 +118,7 @@ def _vit_command(data_dir: str, output: Path, models: Path, epochs: int = 2) -> 
             "--verbose", "0", "--no-evaluate-at-init", "--output", str(output), "--export-dir", str(models)]
 
 
-def test_vit_with_dropout_killed_mid_epoch_and_mid_checkpoint_ends_like_an_uninterrupted_run(data_dir, tmp_path):
+def _vit_with_dropout_killed_mid_epoch_ends_like_an_uninterrupted_run(data_dir, tmp_path):
     reference = subprocess.Popen(_vit_command(data_dir, tmp_path / "reference", tmp_path / "reference_models"),
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_environment())
     run, models = tmp_path / "run", tmp_path / "models"
@@ -133,3 +133,16 @@ def test_vit_with_dropout_killed_mid_epoch_and_mid_checkpoint_ends_like_an_unint
     assert reference.returncode == 0, errors[-3000:]
     _assert_same_run(run, tmp_path / "reference", models, tmp_path / "reference_models", "mnist_vit")
     assert json.loads((run / "metrics.json").read_text())["resumed_at_epochs"] == [1]
+
+
+def test_killed_runs_end_like_uninterrupted_runs(data_dir, tmp_path):
+    """Both scenarios at once: each mostly waits on one process at a time, and the machine has two cores."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    (tmp_path / "cnn").mkdir()
+    (tmp_path / "vit").mkdir()
+    with ThreadPoolExecutor(2) as pool:
+        cnn = pool.submit(_batchnorm_cnn_killed_everywhere_ends_like_an_uninterrupted_run, data_dir, tmp_path / "cnn")
+        vit = pool.submit(_vit_with_dropout_killed_mid_epoch_ends_like_an_uninterrupted_run, data_dir, tmp_path / "vit")
+        cnn.result()
+        vit.result()

@@ -85,17 +85,25 @@ def test_stale_temporary_exports_of_dead_processes_are_removed(mlp, tmp_path):
 
 # --- damaged checkpoints are found, named, and never trained on -----------------------------------
 
-def _unfinished_run(mlp, tmp_path):
-    """A run folder holding a verified checkpoint after epoch 1, as a kill leaves it."""
+@pytest.fixture(scope="module")
+def unfinished_run(mlp, tmp_path_factory):
+    """A run folder holding a verified checkpoint after epoch 1, as a kill leaves it (copied by each test)."""
     from keraszoo.training import train
     from keraszoo.training.trainer import seed_everything
 
-    config = _config(mlp, tmp_path, epochs=1, export=False)
+    root = tmp_path_factory.mktemp("unfinished")
+    config = _config(mlp, root, epochs=1, export=False)
     data = mlp._data(config)
     seed_everything(0)
     model = mlp.build_model(config, data.metadata)
-    train(model, train_data=data.train, test_data=data.test, config=config, output_dir=tmp_path / "run", num_classes=2)
-    return dataclasses.replace(config, epochs=2), tmp_path / "run" / "checkpoint" / "epoch-00001"
+    train(model, train_data=data.train, test_data=data.test, config=config, output_dir=root / "run", num_classes=2)
+    return root / "run"
+
+
+def _unfinished_run(mlp, unfinished_run, tmp_path):
+    shutil.copytree(unfinished_run, tmp_path / "run")
+    config = _config(mlp, tmp_path, epochs=2, export=False)
+    return config, tmp_path / "run" / "checkpoint" / "epoch-00001"
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -105,21 +113,27 @@ def _unfinished_run(mlp, tmp_path):
     (lambda c: (c / "checksums.json").unlink(), "checksums.json is missing"),
     (lambda c: (c.parent.parent / "config.json").unlink(), "config.json is missing"),
 ])
-def test_a_damaged_checkpoint_is_reported_with_the_file_and_the_way_out(mlp, tmp_path, damage, message):
-    config, checkpoint = _unfinished_run(mlp, tmp_path)
+def test_a_damaged_checkpoint_is_reported_with_the_file_and_the_way_out(mlp, unfinished_run, tmp_path, damage,
+                                                                        message):
+    config, checkpoint = _unfinished_run(mlp, unfinished_run, tmp_path)
     damage(checkpoint)
     with pytest.raises(CheckpointError, match=message) as caught:
         mlp.main(config)
     assert "--restart" in str(caught.value)
-    assert not (tmp_path / "models").exists()  # nothing trained on it, nothing exported
-    restarted = mlp.main(dataclasses.replace(config, restart=True))  # the way out works
+    assert not (tmp_path / "run" / "checkpoint" / "epoch-00002").exists()  # nothing trained on it
+
+
+def test_restart_is_the_way_out_of_a_damaged_checkpoint(mlp, unfinished_run, tmp_path):
+    config, checkpoint = _unfinished_run(mlp, unfinished_run, tmp_path)
+    (checkpoint / "state.json").write_text("junk")
+    restarted = mlp.main(dataclasses.replace(config, restart=True))
     assert restarted["epochs"] == 2 and restarted["resumed_at_epochs"] == []
 
 
-def test_a_state_without_history_is_refused_even_with_matching_checksums(mlp, tmp_path):
+def test_a_state_without_history_is_refused_even_with_matching_checksums(mlp, unfinished_run, tmp_path):
     from keraszoo.training.checkpoint import sha256
 
-    config, checkpoint = _unfinished_run(mlp, tmp_path)
+    config, checkpoint = _unfinished_run(mlp, unfinished_run, tmp_path)
     state = json.loads((checkpoint / "state.json").read_text())
     del state["history"]
     (checkpoint / "state.json").write_text(json.dumps(state))
