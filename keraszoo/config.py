@@ -198,6 +198,11 @@ def changed_fields(saved: dict, current: dict, *, ignore=RESUMABLE_FIELDS) -> di
     }
 
 
+def format_changes(changes: dict) -> str:
+    """``changed_fields``'s result as "name: old -> new, ..." for an error message."""
+    return ", ".join(f"{name}: {old!r} -> {new!r}" for name, (old, new) in changes.items())
+
+
 def cli_main(main: Callable, config_class: type, description: str, argv=None) -> int:
     """Runs a recipe's ``main(config)`` from the command line.
 

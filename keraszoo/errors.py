@@ -22,9 +22,3 @@ class TrainingDiverged(KeraszooError):
     """The loss (or another logged metric) became NaN or infinite."""
 
     exit_code = 1
-
-
-class DataCorruptedError(KeraszooError):
-    """A prepared dataset file cannot be read back."""
-
-    exit_code = 1

@@ -43,17 +43,18 @@ _READ_FOLDERS: set[str] = set()
 
 def describe_data_loss(error: Exception) -> str:
     """One line naming the damaged record file behind a DataLossError, and how to repair it."""
-    reason = getattr(error, "message", str(error)).split("[Op:")[0].split("}}")[-1].strip()
+    def reason(error) -> str:  # "{{function_node ...}} corrupted record at 954 [Op:...]" -> the middle
+        return getattr(error, "message", str(error)).split("[Op:")[0].split("}}")[-1].strip()
+
     for folder in sorted(_READ_FOLDERS):
         for path in sorted(tf.io.gfile.glob(os.path.join(folder, "*.tfrecord*"))):
             try:
                 tf.data.TFRecordDataset(path).reduce(0, lambda count, _: count + 1)
             except tf.errors.DataLossError as damaged:
-                reason = getattr(damaged, "message", str(damaged)).split("[Op:")[0].split("}}")[-1].strip()
-                return (f"{path} is damaged ({reason}): prepare the dataset again, or copy that file back "
+                return (f"{path} is damaged ({reason(damaged)}): prepare the dataset again, or copy that file back "
                         "from a good copy (a prepared data_dir may carry SHA256SUMS to check against).")
     folders = ", ".join(sorted(_READ_FOLDERS)) or "the data_dir"
-    return f"a dataset file in {folders} is damaged ({reason}): prepare the dataset again."
+    return f"a dataset file in {folders} is damaged ({reason(error)}): prepare the dataset again."
 
 
 @dataclass(frozen=True)

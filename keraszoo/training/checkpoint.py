@@ -20,13 +20,11 @@ nothing else.
 from __future__ import annotations
 
 import errno
-import gc
 import hashlib
 import json
 import math
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +55,7 @@ def seed_states(model) -> list:
 
 
 def _check_free_space(folder: Path, model) -> None:
-    """Refuses to start a checkpoint that cannot fit: h5py failing mid-file leaves objects that crash at exit."""
+    """Refuses to start a checkpoint that cannot fit: h5py failing mid-file prints its own tracebacks."""
     variables = [*model.variables, *getattr(model.optimizer, "variables", [])]
     needed = sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize for v in variables) + (1 << 20)
     free = shutil.disk_usage(folder).free
@@ -72,18 +70,6 @@ def _reason(error: OSError) -> str:
     if "errno = 28" in text:
         return "No space left on device"
     return (error.strerror or text).strip().splitlines()[0][:200]
-
-
-def _free_failed_files() -> None:
-    """Frees h5py's objects for a file whose write failed now, quietly: left to interpreter exit, their
-    failing destructors printed tracebacks and crashed the process (rc 139)."""
-    hook, stderr = sys.unraisablehook, sys.stderr
-    sys.unraisablehook = lambda _: None
-    try:
-        with open(os.devnull, "w") as sys.stderr:
-            gc.collect()
-    finally:
-        sys.unraisablehook, sys.stderr = hook, stderr
 
 
 class EpochCheckpoint:
@@ -119,16 +105,11 @@ class EpochCheckpoint:
             self._remove(final)
             os.rename(tmp, final)
         except OSError as error:
-            failure = _reason(error)
-        else:
-            failure = None
-        if failure is not None:  # outside the except block, whose traceback keeps h5py's objects alive
-            _free_failed_files()
             self._remove(tmp)
             raise CheckpointError(
-                f"could not write the checkpoint of epoch {epoch} to {self.directory}: {failure}. Make room "
+                f"could not write the checkpoint of epoch {epoch} to {self.directory}: {_reason(error)}. Make room "
                 "(or make the folder writable) and run the same command again: it resumes after the last saved epoch."
-            )
+            ) from None
         pause_point(f"checkpoint-{epoch}/renamed")
         for old in self._epoch_folders() + sorted(self.directory.glob(".tmp-epoch-*")):
             if old != final:  # older epochs and leftovers of killed saves

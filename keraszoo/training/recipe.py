@@ -12,7 +12,7 @@ from pathlib import Path
 
 import keras
 
-from keraszoo.config import TrainConfig, changed_fields
+from keraszoo.config import TrainConfig, changed_fields, format_changes
 from keraszoo.data import DatasetMetadata, SplitData, dataset_metadata, read_split
 from keraszoo.errors import RunFolderConflict
 from keraszoo.export import export_classifier, find_exported_run
@@ -158,9 +158,8 @@ def _finished_run(config: TrainConfig, output_dir: Path, marker: dict) -> dict:
     if saved.get("epochs") != config.epochs:
         diffs["epochs"] = (saved.get("epochs"), config.epochs)
     if diffs:
-        listed = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in diffs.items())
-        raise RunFolderConflict(f"{output_dir} holds a finished run with other options ({listed}): choose another "
-                                "--output, or pass --restart to replace it.")
+        raise RunFolderConflict(f"{output_dir} holds a finished run with other options ({format_changes(diffs)}): "
+                                "choose another --output, or pass --restart to replace it.")
     finish_run(output_dir)  # a kill after the run was marked finished may have left its checkpoint
     where = f"; its model is {marker['saved_model']}" if marker.get("saved_model") else ""
     print(f"The run in {output_dir} finished already (test accuracy {metrics['test_accuracy']:.4f}){where}. "

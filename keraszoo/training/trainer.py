@@ -19,7 +19,7 @@ import tensorflow as tf
 from keraszoo.analysis.chance_level import chance_level_report, format_report
 from keraszoo.data import SplitData, batches, epoch_batches
 from keraszoo import faults
-from keraszoo.config import TrainConfig, changed_fields
+from keraszoo.config import TrainConfig, changed_fields, format_changes
 from keraszoo.errors import CheckpointError, RunFolderConflict, TrainingDiverged
 from keraszoo.training import run_folder, run_record
 from keraszoo.training.checkpoint import RESTART_HINT, EpochCheckpoint
@@ -163,9 +163,8 @@ def _resume(model, config: TrainConfig, output_dir: Path, checkpoint: EpochCheck
                               f"cannot be matched with its options; {RESTART_HINT}.") from None
     diffs = changed_fields(saved, config.to_dict())
     if diffs:
-        listed = ", ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in diffs.items())
         raise RunFolderConflict(
-            f"{output_dir} holds an unfinished run started with other options ({listed}). Resume it with the "
+            f"{output_dir} holds an unfinished run started with other options ({format_changes(diffs)}). Resume it with the "
             "same options (only --epochs may change), choose another --output, or pass --restart to start over."
         )
     fixed = [type(c).__name__ for c in callbacks if getattr(c, "depends_on_epochs", False)]
