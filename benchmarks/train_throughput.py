@@ -34,7 +34,6 @@ from pathlib import Path
 
 import keraszoo  # noqa: F401  before TensorFlow, whose CPU kernels it chooses (keraszoo/__init__.py)
 
-ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("mlp", "cnn_bn", "vit")
 KERAS_VARIANTS = ("fp32", "fp32_xla", "bf16", "fp32_spe10")
 
@@ -56,13 +55,9 @@ def parse_args(argv=None):
 
 
 def _load(name):
-    import importlib.util
+    import importlib
 
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "recipes" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"keraszoo.recipes.{name}")
 
 
 def synthetic(name, batch):

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import keraszoo  # noqa: F401  before TensorFlow, whose CPU kernels it chooses (keraszoo/__init__.py)
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv=None):
@@ -44,8 +43,6 @@ def _median_rate(run, repeats):
 
 
 def main(args) -> int:
-    import importlib.util
-
     import numpy as np
     import tensorflow as tf
 
@@ -53,10 +50,8 @@ def main(args) -> int:
     from keraszoo.training.run_record import environment
     from keraszoo.training.trainer import compile_classifier
 
-    spec = importlib.util.spec_from_file_location("vit_b16_recipe", ROOT / "recipes" / "mnist_vit_b16.py")
-    recipe = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = recipe
-    spec.loader.exec_module(recipe)
+    from keraszoo.recipes import mnist_vit_b16 as recipe
+
     metadata = DatasetMetadata(name="mnist", version="synthetic", data_dir="", input_shape=(28, 28, 1),
                                num_classes=10, class_names=tuple(map(str, range(10))))
     rng = np.random.default_rng(0)

@@ -2,6 +2,8 @@
 
     keraszoo models                 registered builders and their parameter counts
     keraszoo data [--data-dir DIR]  which datasets a TFDS data_dir has prepared
+    keraszoo pack --out DIR         a compact copy of a dataset, for training where TensorFlow is not
+    keraszoo export RUN_DIR         export a finished run (trained on any backend) as a SavedModel
     keraszoo show PATH              an exported SavedModel: signature and run record
     keraszoo evaluate PATH          score an exported SavedModel on a dataset split, from disk
     keraszoo describe MODEL         per-layer table and receptive fields of a builder or saved model
@@ -49,6 +51,26 @@ def _data(args) -> int:
         print(f"  {name:<10} {metadata.version:<7} image {metadata.input_shape}  "
               f"{metadata.num_classes} classes  {sizes}")
     return 1 if missing else 0
+
+
+def _pack(args) -> int:
+    from keraszoo.data.jpeg_pack import pack_tfds
+    from keraszoo.training.command_line import guarded
+
+    def run():
+        for split, summary in zip(args.splits, pack_tfds(args.dataset, args.splits, args.out, data_dir=args.data_dir)):
+            print(f"{args.dataset} {split}: {summary['count']:,} images, {summary['bytes_per_image']:.0f} bytes each, "
+                  f"mean |difference| {summary['mean_abs_difference']:.3f} grey levels -> {args.out}")
+
+    return guarded(run)
+
+
+def _export(args) -> int:
+    from keraszoo.training.command_line import guarded
+    from keraszoo.training.runner import export_run
+
+    return guarded(lambda: print(f"Exported SavedModel: "
+                                 f"{export_run(args.run_dir, export_dir=args.export_dir, name=args.export_name)}"))
 
 
 def _show(args) -> int:
@@ -219,18 +241,21 @@ def _chance_level(model, args) -> dict:
 
 
 def _serve(args) -> int:
-    from keraszoo.serving.app import ServingConfig, serve
+    import dataclasses
 
-    if not Path(args.model_root).is_dir():
-        print(f"error: {args.model_root} is not a folder; export a model first "
+    from keraszoo.serving.app import serve
+    from keraszoo.serving.config import ServingConfig
+
+    try:
+        config = ServingConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ServingConfig)})
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if not Path(config.model_root).is_dir():
+        print(f"error: {config.model_root} is not a folder; export a model first "
               "(./run.sh quickstart) or pass the folder that holds <name>/<version>/.", file=sys.stderr)
         return 2
-    config = ServingConfig(
-        model_root=args.model_root, batching=not args.no_batching, max_batch_size=args.max_batch_size,
-        batch_timeout_ms=args.batch_timeout_ms, max_body_bytes=args.max_body_bytes,
-        max_instances=args.max_instances, poll_interval_s=args.poll_interval,
-    )
-    serve(config, host=args.host, port=args.port)
+    serve(config)
     return 0
 
 
@@ -276,6 +301,24 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--data-dir", help="TFDS data_dir (default: $TFDS_DATA_DIR, else TFDS's default)")
     data.add_argument("datasets", nargs="*", help=f"dataset names (default: {' '.join(DATASETS)})")
     data.set_defaults(run=_data)
+    pack = commands.add_parser(
+        "pack", help="prepared TFDS splits -> a compact JPEG pack for --data-pack (needs TensorFlow)",
+        description="Writes OUT/<split>.npz for each split: CIFAR-10 fits in ~20 MB (keraszoo.data.jpeg_pack), "
+        "so it travels to machines without TensorFlow, where recipes read it with --data-pack OUT.")
+    pack.add_argument("--out", required=True, help="folder for <split>.npz")
+    pack.add_argument("--dataset", default="cifar10", help="TFDS dataset of RGB images (default: cifar10)")
+    pack.add_argument("--splits", nargs="+", default=["train", "test"],
+                      help="splits, slices allowed: 'train[:5000]' is written as train.npz (default: train test)")
+    pack.add_argument("--data-dir", help="TFDS data_dir (default: $TFDS_DATA_DIR)")
+    pack.set_defaults(run=_pack)
+    export = commands.add_parser(
+        "export", help="export a finished run folder's model.keras as a SavedModel",
+        description="A run trained on JAX or PyTorch keeps its inference model in RUN_DIR/model.keras; on a machine "
+        "with TensorFlow this exports it to EXPORT_DIR/<name>/<version>/ with its run record, once per run.")
+    export.add_argument("run_dir", help="the run's --output folder")
+    export.add_argument("--export-dir", default="saved_models", help="model root (default: saved_models)")
+    export.add_argument("--export-name", help="model folder name (default: the run's own)")
+    export.set_defaults(run=_export)
     show = commands.add_parser("show", help="describe an exported SavedModel")
     show.add_argument("path", help="saved_models/<name> or saved_models/<name>/<version>")
     show.set_defaults(run=_show)
@@ -300,16 +343,12 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("--split", default="test[:2000]", help="split for --chance-level (default: test[:2000])")
     describe.add_argument("--data-dir", help="TFDS data_dir (default: $TFDS_DATA_DIR)")
     describe.set_defaults(run=_describe)
-    serve = commands.add_parser("serve", help="serve exported models over TF Serving's REST API")
-    serve.add_argument("model_root", nargs="?", default="saved_models", help="folder of <name>/<version>/ (default: saved_models)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
-    serve.add_argument("--port", type=int, default=8501, help="port (default: 8501, as TF Serving's REST port)")
-    serve.add_argument("--no-batching", action="store_true", help="run every request on its own")
-    serve.add_argument("--max-batch-size", type=int, default=64, help="examples per batched model call (default: 64)")
-    serve.add_argument("--batch-timeout-ms", type=float, default=2.0, help="how long a batch waits to fill (default: 2)")
-    serve.add_argument("--max-body-bytes", type=int, default=16 * 2**20, help="largest request body (default: 16 MiB)")
-    serve.add_argument("--max-instances", type=int, default=1024, help="most examples per request (default: 1024)")
-    serve.add_argument("--poll-interval", type=float, default=1.0, help="seconds between scans for new versions")
+    from keraszoo.config import HelpFormatter, add_config_arguments
+    from keraszoo.serving.config import ServingConfig
+
+    serve = commands.add_parser("serve", help="serve exported models over TF Serving's REST API",
+                                description=ServingConfig.__doc__, formatter_class=HelpFormatter)
+    add_config_arguments(serve, ServingConfig)
     serve.set_defaults(run=_serve)
     predict = commands.add_parser("predict", help="classify image files with a running server")
     predict.add_argument("images", nargs="+", help="PNG or JPEG files (resized to the model's input)")

@@ -1,36 +1,33 @@
 """Typed recipe configs: frozen dataclasses, validated, overridable from the command line.
 
-This module does not import TensorFlow, so ``recipe.py --help`` answers at once.
+A leaf module: it imports nothing of keraszoo and no TensorFlow, so ``recipe.py --help``
+answers at once and every other module may import it.
 
-A recipe subclasses ``TrainConfig``, adds its own fields (each with a ``help``
-in its metadata) and calls ``parse_config(MyConfig)``: every field becomes a
-``--field-name`` option, unknown or misspelt options are rejected, and values
-that fail validation are reported as command-line errors.
+A recipe subclasses ``TrainConfig``, adds its own fields (each with a ``help`` in its
+metadata) and changes inherited defaults in ``DEFAULTS`` without restating the field:
+
+    @dataclass(frozen=True)
+    class MnistViTConfig(TrainConfig):
+        DEFAULTS = {"epochs": 15, "optimizer": "adamw"}
+        patch_size: int = option(7, "patch side in pixels")
+
+``parse_config(MyConfig)`` turns every field into a ``--field-name`` option; unknown or
+misspelt options are rejected, and values that fail validation are command-line errors.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
-import os
 import re
-import sys
 import types
 import typing
-from pathlib import Path
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
-# Fields that may change between a run and its resumption: they do not change what is trained.
-# The strategy and XLA change where and how the same computation runs, not what it computes.
-RESUMABLE_FIELDS = frozenset({"epochs", "output", "export", "export_dir", "verbose", "strategy", "jit_compile",
-                              "steps_per_execution", "restart"})
 # A model folder under --export-dir: one path component, as TF Serving's model names.
 EXPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-DISTRIBUTION_FIELDS = ("strategy", "mixed_precision", "jit_compile")
 
 
 def option(default, help: str, **kwargs):  # noqa: A002 - mirrors argparse's name
@@ -38,15 +35,52 @@ def option(default, help: str, **kwargs):  # noqa: A002 - mirrors argparse's nam
     return field(default=default, metadata={"help": help, **kwargs})
 
 
+class _InheritedDefaults:
+    """Applies a subclass's ``DEFAULTS`` to the inherited fields before ``@dataclass`` reads them.
+
+    A value keeps the field's type and help; ``option(value, help)`` also changes the help.
+    A default of None makes the field optional (a recipe that fills it in ``__post_init__``).
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        defaults = cls.__dict__.get("DEFAULTS")
+        if not defaults:
+            return
+        base = next(b for b in cls.__mro__[1:] if dataclasses.is_dataclass(b))
+        inherited, hints = {f.name: f for f in dataclasses.fields(base)}, typing.get_type_hints(base)
+        annotations = cls.__dict__.get("__annotations__", {})
+        cls.__annotations__ = annotations
+        for name, value in defaults.items():
+            if name not in inherited:
+                raise TypeError(f"{cls.__name__}.DEFAULTS names {name!r}, which is not an inherited field.")
+            if name in annotations:
+                raise TypeError(f"{cls.__name__} both declares {name!r} and changes its default in DEFAULTS.")
+            help_text = inherited[name].metadata.get("help", "")
+            if isinstance(value, dataclasses.Field):
+                help_text, value = value.metadata.get("help", help_text), value.default
+            annotation = hints[name]
+            if value is None and type(None) not in typing.get_args(annotation):
+                annotation = annotation | None
+            annotations[name] = annotation
+            setattr(cls, name, option(value, help_text))
+
+
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_InheritedDefaults):
     """What every recipe shares: data, optimisation, seed, where records and exports go."""
+
+    DEFAULTS: ClassVar[dict] = {}
 
     data_dir: str | None = option(
         None, "prepared TFDS data_dir (default: $TFDS_DATA_DIR, else TFDS's default)"
     )
     train_split: str = option("train", "TFDS split to train on; slices work, e.g. 'train[:5000]'")
     test_split: str = option("test", "TFDS split evaluated after every epoch")
+    data_pack: str | None = option(
+        None, "read the splits from this compact pack (`keraszoo pack`) instead of TFDS: for machines "
+        "without TensorFlow; the splits' slices apply to it"
+    )
     epochs: int = option(30, "number of epochs (a resumed run may raise it)")
     batch_size: int = option(128, "examples per training batch")
     optimizer: Literal["sgd", "adam", "adamw"] = option("sgd", "optimizer")
@@ -64,8 +98,9 @@ class TrainConfig:
         None, "run folder for the record and the resume checkpoint (default: runs/<recipe>/seed<seed>)"
     )
     strategy: Literal["default", "mirrored", "multiworker"] = option(
-        "default", "tf.distribute strategy: one device, all local GPUs (mirrored), or the TF_CONFIG cluster "
-        "(multiworker); --batch-size is the global batch (docs/distributed.md)"
+        "default", "one device, every local GPU (mirrored: tf.distribute on TensorFlow, keras.distribution's "
+        "DataParallel on JAX), or the TF_CONFIG cluster (multiworker, TensorFlow); --batch-size is the global "
+        "batch (docs/distributed.md)"
     )
     mixed_precision: bool = option(
         False, "compute in float16 on GPUs / bfloat16 on CPUs, keeping float32 weights and logits"
@@ -83,6 +118,7 @@ class TrainConfig:
     )
     export: bool = option(True, "export a SavedModel when training ends")
     export_dir: str = option("saved_models", "root of the TensorFlow Serving model folders")
+    export_name: str | None = option(None, "model folder under --export-dir (default: the recipe's model name)")
     verbose: Literal["auto", "0", "1", "2"] = option(
         "auto", "Keras verbosity: 1 progress bar, 2 one line per epoch, 0 silent"
     )
@@ -92,9 +128,8 @@ class TrainConfig:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(f"{f.name}={value!r}: give a finite number.")
-        export_name = getattr(self, "export_name", None)
-        if export_name is not None and not EXPORT_NAME.match(export_name):
-            raise ValueError(f"export_name={export_name!r}: use letters, digits, '_', '-' and '.' only "
+        if self.export_name is not None and not EXPORT_NAME.match(self.export_name):
+            raise ValueError(f"export_name={self.export_name!r}: use letters, digits, '_', '-' and '.' only "
                              "(one folder name under --export-dir, not a path).")
         checks = {
             "epochs": self.epochs >= 1,
@@ -115,6 +150,12 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        """The config of a run record's config.json (keys it does not know are left out)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
 
     def keras_verbose(self):
         return self.verbose if self.verbose == "auto" else int(self.verbose)
@@ -148,7 +189,7 @@ def _option_type(annotation):
     raise TypeError(f"config fields must be int, float, str, bool or a Literal, not {annotation}")
 
 
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Keeps the recipe docstring's layout and shows defaults that are set."""
 
     def _get_help_string(self, action):
@@ -157,17 +198,17 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return action.help
 
 
-def build_parser(config_class, description: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=description or (config_class.__doc__ or "").strip(),
-        formatter_class=_HelpFormatter,
-        allow_abbrev=False,  # '--epoch 3' is an error, not a silent '--epochs 3'
-    )
+def add_config_arguments(parser: argparse.ArgumentParser, config_class) -> None:
+    """A ``--field-name`` option per field of ``config_class`` (a positional argument where the field's
+    metadata says ``positional=True``), with its type, choices, default and help."""
     hints = typing.get_type_hints(config_class)
     for f in dataclasses.fields(config_class):
-        flag = "--" + f.name.replace("_", "-")
-        kwargs = {"default": f.default, "help": f.metadata.get("help", ""), "dest": f.name}
+        kwargs = {"default": f.default, "help": f.metadata.get("help", "")}
         annotation = hints[f.name]
+        if f.metadata.get("positional"):
+            parser.add_argument(f.name, nargs="?", type=_option_type(annotation), **kwargs)
+            continue
+        flag, kwargs["dest"] = "--" + f.name.replace("_", "-"), f.name
         if _option_type(annotation) is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
             continue
@@ -175,6 +216,15 @@ def build_parser(config_class, description: str | None = None) -> argparse.Argum
         if choices:
             kwargs["choices"] = choices
         parser.add_argument(flag, type=_option_type(annotation), **kwargs)
+
+
+def build_parser(config_class, description: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=description or (config_class.__doc__ or "").strip(),
+        formatter_class=HelpFormatter,
+        allow_abbrev=False,  # '--epoch 3' is an error, not a silent '--epochs 3'
+    )
+    add_config_arguments(parser, config_class)
     return parser
 
 
@@ -186,93 +236,3 @@ def parse_config(config_class, argv: list[str] | None = None, description: str |
         return config_class(**vars(namespace))
     except ValueError as error:
         parser.error(str(error))
-
-
-def changed_fields(saved: dict, current: dict, *, ignore=RESUMABLE_FIELDS) -> dict:
-    """``{name: (saved, current)}`` for the fields that differ, ignoring ``ignore``."""
-    names = (set(saved) | set(current)) - set(ignore)
-    return {
-        name: (saved.get(name), current.get(name))
-        for name in sorted(names)
-        if json.dumps(saved.get(name)) != json.dumps(current.get(name))
-    }
-
-
-def format_changes(changes: dict) -> str:
-    """``changed_fields``'s result as "name: old -> new, ..." for an error message."""
-    return ", ".join(f"{name}: {old!r} -> {new!r}" for name, (old, new) in changes.items())
-
-
-def cli_main(main: Callable, config_class: type, description: str, argv=None) -> int:
-    """Runs a recipe's ``main(config)`` from the command line.
-
-    Bad options exit with argparse's usage error (status 2). The failures a user can fix
-    print one line without a traceback: a problem with what was asked (dataset not prepared,
-    run folder conflict, damaged checkpoint, invalid value) returns 2, a run that failed on
-    its way (loss diverged, damaged data, disk full) returns 1.
-    """
-    config = parse_config(config_class, argv, description=description)
-    import tensorflow as tf
-
-    from keraszoo.data import DatasetNotFoundError, describe_data_loss
-    from keraszoo.errors import CheckpointError, KeraszooError
-    from keraszoo.training.distribute import make_strategy
-
-    try:
-        make_strategy(config.strategy)  # before any other TensorFlow op, as tf.distribute requires
-        try:
-            main(config)
-        except tf.errors.DataLossError as error:
-            print(f"error: {describe_data_loss(error)}", file=sys.stderr)
-            return 1
-    except KeraszooError as error:
-        print(f"error: {error}", file=sys.stderr)
-        if isinstance(error, CheckpointError):
-            # A failed HDF5 write leaves h5py objects whose teardown at exit can crash the interpreter
-            # (rc 139 after a disk-full error); every file the run keeps is already written whole.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(error.exit_code)
-        return error.exit_code
-    except (DatasetNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # disk full, read-only folder, ...: what failed and where
-        where = f" ({error.filename})" if error.filename else ""
-        print(f"error: {error.strerror or error}{where}. Fix that and run the same command again: the run resumes "
-              "after its last finished epoch.", file=sys.stderr)
-        return 1
-    return 0
-
-
-def add_distribution_arguments(parser: argparse.ArgumentParser) -> None:
-    """--strategy, --mixed-precision and --jit-compile for runners that call recipes' main()."""
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in DISTRIBUTION_FIELDS:
-            flag = "--" + f.name.replace("_", "-")
-            choices = _literal_choices(typing.get_type_hints(TrainConfig)[f.name])
-            if choices:
-                parser.add_argument(flag, choices=choices, default=f.default, help=f.metadata["help"])
-            else:
-                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
-                                    help=f.metadata["help"])
-
-
-def distribution_options(args: argparse.Namespace) -> dict:
-    """The runner's distribution options as TrainConfig keyword arguments; creates the strategy first."""
-    from keraszoo.training.distribute import make_strategy
-
-    make_strategy(args.strategy)  # before any other TensorFlow op, as tf.distribute requires
-    return {name: getattr(args, name) for name in DISTRIBUTION_FIELDS}
-
-
-def load_recipe_script(path: str | Path):
-    """Imports a recipe script (e.g. recipes/cifar10_cnn.py) as a module, for runners that call its main()."""
-    import importlib.util
-
-    path = Path(path)
-    spec = importlib.util.spec_from_file_location(f"{path.stem}_recipe", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module

@@ -22,3 +22,7 @@ class TrainingDiverged(KeraszooError):
     """The loss (or another logged metric) became NaN or infinite."""
 
     exit_code = 1
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The dataset is unknown, not prepared in the data_dir that was searched, or not in the pack."""

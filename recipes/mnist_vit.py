@@ -1,76 +1,9 @@
 #!/usr/bin/env python
-"""Train a Vision Transformer from scratch on MNIST (course part 3) and export it.
-
-Patches of --patch-size pixels become tokens, a learned class token and positional
-embeddings are added, --num-layers pre-norm transformer blocks follow, and the class
-token's final state is classified. AdamW with a linear warmup and cosine decay,
-set every step by a callback. The exported model takes raw uint8 28x28x1 digits.
-
-examples:
-  python recipes/mnist_vit.py                                       # the default model
-  python recipes/mnist_vit.py --epochs 1 --train-split 'train[:2000]'   # smoke run
-  python recipes/mnist_vit.py --patch-size 4 --hidden-dim 32 --num-layers 2
-"""
-
-from __future__ import annotations
-
+# The recipe is keraszoo/recipes/mnist_vit.py (importable); this script is its command line.
 import sys
-from dataclasses import dataclass
-from typing import Literal
 
-# Only the config is imported at the top, so that --help answers without loading TensorFlow.
-from keraszoo.config import TrainConfig, cli_main, option
-
-RECIPE = "mnist_vit"
-
-
-@dataclass(frozen=True)
-class MnistViTConfig(TrainConfig):
-    """A small Vision Transformer on MNIST."""
-
-    patch_size: int = option(7, "patch side in pixels (28 = 4 x 7 gives 16 patches)")
-    hidden_dim: int = option(64, "token embedding size")
-    num_layers: int = option(6, "transformer blocks")
-    num_heads: int = option(4, "attention heads (must divide hidden_dim)")
-    mlp_dim: int = option(128, "hidden units of each block's MLP")
-    dropout_rate: float = option(0.1, "dropout in the blocks and on the embeddings")
-    warmup_epochs: float = option(1.0, "linear warmup length, in epochs")
-    epochs: int = option(15, "number of epochs")
-    batch_size: int = option(128, "examples per training batch")
-    optimizer: Literal["sgd", "adam", "adamw"] = option("adamw", "optimizer")
-    learning_rate: float = option(1e-3, "peak learning rate, reached after the warmup")
-    weight_decay: float = option(0.05, "AdamW's decoupled weight decay")
-    export_name: str | None = option(None, "model folder under --export-dir (default: mnist_vit)")
-
-
-def build_model(config: MnistViTConfig, metadata, train_data=None):
-    from keraszoo.data.statistics import channel_mean_variance
-    from keraszoo.models import build_image_classifier
-    from keraszoo.models.preprocessing import normalization
-    from keraszoo.models.vit import build_vit
-
-    backbone = build_vit(image_shape=metadata.input_shape, patch_size=config.patch_size,
-                         hidden_dim=config.hidden_dim, num_layers=config.num_layers, num_heads=config.num_heads,
-                         mlp_dim=config.mlp_dim, num_classes=metadata.num_classes,
-                         dropout_rate=config.dropout_rate)
-    # Normalised with the training split's statistics, inside the model: it serves raw digits.
-    return build_image_classifier(backbone=backbone, image_shape=metadata.input_shape, name=RECIPE,
-                                  preprocessing=[normalization(*channel_mean_variance(train_data))])
-
-
-def main(config: MnistViTConfig) -> dict:
-    from keraszoo.training.callbacks import WarmupCosine
-    from keraszoo.training.recipe import load_tfds_data, run_classification
-
-    data = load_tfds_data("mnist", config)
-    schedule = WarmupCosine.for_epochs(config.learning_rate, epochs=config.epochs, batch_size=config.batch_size,
-                                       num_examples=data.train.num_examples, warmup_epochs=config.warmup_epochs)
-    return run_classification(
-        config, recipe=RECIPE, data=data,
-        build_model=lambda c, metadata: build_model(c, metadata, data.train),
-        export_name=config.export_name or RECIPE, callbacks=[schedule],
-    )
-
+from keraszoo.recipes import mnist_vit as recipe
+from keraszoo.training.command_line import cli_main
 
 if __name__ == "__main__":
-    sys.exit(cli_main(main, MnistViTConfig, __doc__))
+    sys.exit(cli_main(recipe.main, recipe.MnistViTConfig, recipe.__doc__))

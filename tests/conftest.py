@@ -1,10 +1,8 @@
-"""Shared fixtures: the prepared TFDS data_dir and the recipes (scripts, not package modules)."""
+"""Shared fixtures: the prepared TFDS data_dir and one short real CIFAR-10 run."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -30,18 +28,11 @@ def data_dir() -> str:
     return str(found)
 
 
-def load_recipe(name: str):
-    """Imports ``recipes/<name>.py`` as a module, so tests can call its ``main(config)``."""
-    spec = importlib.util.spec_from_file_location(f"recipes_{name}", RECIPES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
 def cifar10_recipe():
-    return load_recipe("cifar10_cnn")
+    from keraszoo.recipes import cifar10_cnn
+
+    return cifar10_cnn
 
 
 @pytest.fixture(scope="session")

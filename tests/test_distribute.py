@@ -53,9 +53,7 @@ def test_mirrored_over_two_cpu_devices_matches_one_device(data_dir, tmp_path):
         import tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        import sys; sys.path.insert(0, "tests")
-        from conftest import load_recipe
-        recipe = load_recipe("cifar10_cnn")
+        from keraszoo.recipes import cifar10_cnn as recipe
         for variant in ("normalized", "batchnorm"):
             for strategy in ("default", "mirrored"):
                 recipe.main(recipe.Cifar10CNNConfig(
@@ -91,17 +89,17 @@ WORKER = """
 import json, os, sys
 import numpy as np
 from keraszoo.config import TrainConfig
-from keraszoo.training.distribute import make_strategy
+from keraszoo.training.distribute import placement
 
-make_strategy("multiworker")  # first, before any other TensorFlow op
+placement("multiworker")  # first, before any other TensorFlow op
 from keraszoo.data.circles import CIRCLES_METADATA, circles_split
 from keraszoo.models.mlp import build_mlp
-from keraszoo.training.recipe import ClassificationData, run_classification
+from keraszoo.training.runner import ClassificationData, run_classification
 
 data = ClassificationData(CIRCLES_METADATA, circles_split(512, seed=0), circles_split(128, seed=1, name="test"))
 config = TrainConfig(strategy="multiworker", epochs=3, batch_size=32, learning_rate=0.1, momentum=0.9,
                      output=sys.argv[1], export_dir=sys.argv[2], verbose="0", evaluate_at_init=False)
-run_classification(config, recipe="circles_mlp", data=data, export_name="circles_mlp",
+run_classification(config, name="circles_mlp", data=data,
                    build_model=lambda c, m: build_mlp(input_dim=2, hidden_dim=10, num_classes=2),
                    after_training=lambda model, data, out: np.savez(out / "weights.npz",
                                                                     *[w.numpy() for w in model.weights]))
@@ -135,10 +133,9 @@ def test_two_workers_on_loopback_end_with_identical_weights(tmp_path):
 def test_mixed_precision_trains_in_bfloat16_on_cpu_and_restores_the_policy(data_dir, tmp_path):
     import keras
 
-    from conftest import load_recipe
     from keraszoo.export import load_serving_fn
+    from keraszoo.recipes import mnist_vit as recipe
 
-    recipe = load_recipe("mnist_vit")
     metrics = recipe.main(recipe.MnistViTConfig(
         mixed_precision=True, data_dir=data_dir, train_split="train[:256]", test_split="test[:128]", epochs=1,
         hidden_dim=16, num_layers=1, mlp_dim=32, output=str(tmp_path / "run"), export_dir=str(tmp_path / "models"),

@@ -25,15 +25,15 @@ def _config(recipe, data_dir, tmp_path, **overrides):
 
 def test_variants_are_cumulative_and_flags_override(cifar10_recipe):
     config = cifar10_recipe.Cifar10CNNConfig
-    assert config().steps() == {"normalize": False, "augment": False, "lr_decay": 1.0, "dropout_rate": 0.0,
+    assert config().ladder_switches() == {"normalize": False, "augment": False, "lr_decay": 1.0, "dropout_rate": 0.0,
                                 "batch_norm": False}
-    assert config(variant="augmented").steps()["normalize"] and not config(variant="augmented").steps()["batch_norm"]
-    assert config(variant="dropout").steps() == {"normalize": True, "augment": True, "lr_decay": 0.95,
+    assert config(variant="augmented").ladder_switches()["normalize"] and not config(variant="augmented").ladder_switches()["batch_norm"]
+    assert config(variant="dropout").ladder_switches() == {"normalize": True, "augment": True, "lr_decay": 0.95,
                                                  "dropout_rate": 0.5, "batch_norm": False}
-    assert config(variant="batchnorm").steps() == {"normalize": True, "augment": True, "lr_decay": 0.9,
+    assert config(variant="batchnorm").ladder_switches() == {"normalize": True, "augment": True, "lr_decay": 0.9,
                                                    "dropout_rate": 0.25, "batch_norm": True}
-    assert config(variant="batchnorm", dropout_rate=0.0).steps()["dropout_rate"] == 0.0
-    assert config(variant="baseline", batch_norm=True).steps()["batch_norm"]
+    assert config(variant="batchnorm", dropout_rate=0.0).ladder_switches()["dropout_rate"] == 0.0
+    assert config(variant="baseline", batch_norm=True).ladder_switches()["batch_norm"]
     with pytest.raises(ValueError, match="gamma"):
         config(lr_decay=1.5)
 
@@ -43,10 +43,10 @@ def test_batchnorm_trains_with_momentum_and_the_others_with_the_courses_sgd(cifa
     for variant in ("baseline", "lr_decay", "dropout"):
         assert (config(variant=variant).learning_rate, config(variant=variant).momentum) == (0.1, 0.0)
     batchnorm = config(variant="batchnorm")
-    assert (batchnorm.learning_rate, batchnorm.momentum, batchnorm.steps()["lr_decay"]) == (0.05, 0.9, 0.9)
+    assert (batchnorm.learning_rate, batchnorm.momentum, batchnorm.ladder_switches()["lr_decay"]) == (0.05, 0.9, 0.9)
     # Explicit options win, so the course's plain SGD stays one flag away; the record keeps what ran.
     course = config(variant="batchnorm", learning_rate=0.1, momentum=0.0, lr_decay=0.95, dropout_rate=0.5)
-    assert (course.learning_rate, course.momentum, course.steps()["lr_decay"], course.steps()["dropout_rate"]) == \
+    assert (course.learning_rate, course.momentum, course.ladder_switches()["lr_decay"], course.ladder_switches()["dropout_rate"]) == \
         (0.1, 0.0, 0.95, 0.5)
     assert config(variant="dropout", momentum=0.5).to_dict()["momentum"] == 0.5
     with pytest.raises(ValueError, match="momentum"):
@@ -65,11 +65,11 @@ def test_every_variant_trains_an_epoch_and_exports(cifar10_recipe, data_dir, tmp
 
 
 def test_normalization_statistics_come_from_the_training_split(cifar10_recipe, data_dir):
-    from keraszoo.training.recipe import load_tfds_data
+    from keraszoo.training.runner import load_data
 
     config = cifar10_recipe.Cifar10CNNConfig(data_dir=data_dir, variant="normalized", train_split="train[:200]",
                                              test_split="test[:200]")
-    data = load_tfds_data("cifar10", config)
+    data = load_data("cifar10", config)
     model, _ = cifar10_recipe.build_models(config, data.metadata, data.train)
     layer = model.get_layer("normalize")
     train_mean, train_variance = channel_mean_variance(data.train)
@@ -92,10 +92,10 @@ def test_channel_statistics_match_numpy(data_dir):
 
 
 def test_augmentation_is_on_in_training_and_off_at_inference(cifar10_recipe, data_dir, tmp_path):
-    from keraszoo.training.recipe import load_tfds_data
+    from keraszoo.training.runner import load_data
 
     config = _config(cifar10_recipe, data_dir, tmp_path, variant="augmented")
-    data = load_tfds_data("cifar10", config)
+    data = load_data("cifar10", config)
     training, inference = cifar10_recipe.build_models(config, data.metadata, data.train)
     images = next(iter(data.test.examples.batch(8)))[0]
     first, second = training(images, training=False), training(images, training=False)
@@ -154,9 +154,10 @@ def test_exponential_decay_values_and_resume(data_dir, tmp_path):
 
 
 def test_ladder_report_tabulates_seeds_from_the_records(tmp_path):
-    from conftest import load_recipe
+    
+    from keraszoo.recipes import cifar10_ladder as ladder
+    from keraszoo.training.study import load_records
 
-    ladder = load_recipe("cifar10_ladder")
     for seed, test_accuracy in ((0, 0.79), (1, 0.81)):
         record = tmp_path / "records" / f"batchnorm-seed{seed}"
         record.mkdir(parents=True)
@@ -164,16 +165,17 @@ def test_ladder_report_tabulates_seeds_from_the_records(tmp_path):
         (record / "metrics.json").write_text(json.dumps({
             "variant": "batchnorm", "seed": seed, "epochs": 2, "test_accuracy": test_accuracy, "train_accuracy": 0.75,
             "best_epoch": 2, "best_test_accuracy": test_accuracy, "mean_train_time_per_epoch_s": 64.0,
-            "steps": {"lr_decay": 0.9}, "environment": {"gpus": [], "cpu": "AMD EPYC", "cpu_count": 2}}))
+            "steps": {"lr_decay": 0.9},
+            "environment": {"gpus": [], "backend": "tensorflow", "cpu": "AMD EPYC", "cpu_count": 2}}))
         (record / "history.csv").write_text("epoch,loss,accuracy,val_loss,val_accuracy\n"
                                             f"1,1.5,0.5,1.4,0.55\n2,0.9,0.75,0.8,{test_accuracy}\n")
-    table = ladder.report(ladder.load_records(tmp_path / "records"), tmp_path / "figures")
+    table = ladder.report(load_records(tmp_path / "records"), tmp_path / "figures")
     rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()[2:]}
     assert rows["batchnorm"].startswith("| batchnorm | 0.05, 0.9, 0.9 | 2 | 0, 1 | 80.00 ± 1.41 | 75.00 ± 0.00 | -5.0 | 2 (79.0), 2 (81.0) | 64 |")
     assert "not run yet" in rows["dropout"]
     assert (tmp_path / "figures" / "cifar10_ladder_batchnorm.png").stat().st_size > 10_000
 
-    # Records of recipes/cifar10_ladder_arrays.py: a GPU, another backend, per-epoch times (median shown).
+    # Records of runs on a GPU with another backend, per-epoch times (median shown).
     metrics = json.loads((tmp_path / "records" / "batchnorm-seed0" / "metrics.json").read_text())
     metrics["environment"] = {"gpus": ["NVIDIA H200"], "backend": "jax", "cpu": "x", "cpu_count": 16}
     for seed in (0, 1):
@@ -181,20 +183,22 @@ def test_ladder_report_tabulates_seeds_from_the_records(tmp_path):
         (tmp_path / "records" / f"batchnorm-seed{seed}" / "history.csv").write_text(
             "epoch,loss,accuracy,val_loss,val_accuracy,train_time_s\n1,1.5,0.5,1.4,0.55,90\n2,0.9,0.75,0.8,0.8,2\n"
             "3,0.9,0.75,0.8,0.8,3\n")
-    table = ladder.report(ladder.load_records(tmp_path / "records"), tmp_path / "figures", "gpu")
+    table = ladder.report(load_records(tmp_path / "records"), tmp_path / "figures", "gpu")
     assert table.splitlines()[-1].endswith("| 3 | NVIDIA H200 (Keras on jax) |")
     assert (tmp_path / "figures" / "gpu_batchnorm.png").is_file()
 
 
 def test_claims_table_reads_turning_point_and_oscillation_from_the_history():
-    from conftest import load_recipe
+    
+    from keraszoo.recipes import cifar10_ladder as ladder
+    from keraszoo.training.study import Record
 
-    ladder = load_recipe("cifar10_ladder")
     # Test loss lowest at epoch 4, then rising; test accuracy alternating 0.60 / 0.62 from epoch 6 on.
     losses = [1.5, 1.2, 1.0, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7]
     history = [{"epoch": e, "val_loss": loss, "val_accuracy": 0.60 + 0.02 * (e % 2)}
                for e, loss in enumerate(losses, start=1)]
-    table = ladder.claims_table({"baseline": [{"history": history}], "dropout": [{"history": history[:3]}]})
+    run = lambda variant, rows: Record(f"{variant}-seed0", variant, 0, {}, {}, rows)  # noqa: E731
+    table = ladder.claims_table({"baseline": [run("baseline", history)], "dropout": [run("dropout", history[:3])]})
     row = table.splitlines()[-1]
     assert row == "| baseline | 4 | 1.70 | 60.0 | 2.00 | 0.100 |"
     assert "dropout" not in table  # too short to say anything about oscillation

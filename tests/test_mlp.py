@@ -1,5 +1,6 @@
 """Course part 1: the hand-written MLP's gradients, its equality with Keras, circles, the recipe."""
 
+import importlib
 import dataclasses
 import json
 from pathlib import Path
@@ -9,7 +10,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import load_recipe
 from keraszoo.data import make_circles
 from keraszoo.export import export_classifier, load_serving_fn
 from keraszoo.models.manual_mlp import ManualMLP
@@ -19,7 +19,7 @@ from keraszoo.training.run_record import read_history
 
 @pytest.fixture(scope="module")
 def mlp_recipe():
-    return load_recipe("mlp")
+    return importlib.import_module("keraszoo.recipes.mlp")
 
 
 def _manual(input_dim, hidden_dim, num_classes, loss="cross_entropy", dtype="float64", seed=0):
@@ -124,13 +124,13 @@ def test_manual_mlp_refuses_momentum():
         model.fit(np.zeros((4, 2), "float32"), np.zeros(4), verbose=0)
 
 
-def test_manual_mlp_round_trips_through_a_keras_file(tmp_path):
+def test_manual_mlp_is_a_functional_model_with_the_same_weights():
+    # Saving, reloading and exporting: tests/test_model_contract.py ("mnist_manual_mlp").
     model = _manual(4, 5, 3, dtype="float32")
     x = np.random.default_rng(0).normal(size=(2, 4)).astype("float32")
-    model.save(tmp_path / "manual.keras")
-    reloaded = keras.models.load_model(tmp_path / "manual.keras")
-    np.testing.assert_allclose(reloaded(x), model(x), atol=1e-6)
-    assert reloaded.get_config()["hidden_dim"] == 5
+    functional = model.as_functional()
+    assert functional.inputs[0].name == "features" and functional.get_layer(model.name) is model
+    np.testing.assert_allclose(functional(x), model(x), atol=0)
 
 
 def test_both_implementations_export_the_same_signature(mlp_recipe, tmp_path):
@@ -138,11 +138,11 @@ def test_both_implementations_export_the_same_signature(mlp_recipe, tmp_path):
 
     config = mlp_recipe.MLPConfig(dataset="circles")
     keras_model = mlp_recipe.build_model(dataclasses.replace(config, implementation="keras"), CIRCLES_METADATA)
-    manual = mlp_recipe.build_model(config, CIRCLES_METADATA)
+    manual, functional = mlp_recipe.build_model(config, CIRCLES_METADATA)
     manual.set_from_keras(keras_model)
     signatures = []
     points = tf.constant(make_circles(6, seed=0)[0])
-    for name, model in (("keras", keras_model), ("manual", mlp_recipe._inference_model(manual))):
+    for name, model in (("keras", keras_model), ("manual", functional)):
         serve = load_serving_fn(export_classifier(model, export_dir=tmp_path, name=name))
         signatures.append((serve.structured_input_signature, serve.structured_outputs))
         signatures.append(serve(features=points)["probabilities"].numpy())

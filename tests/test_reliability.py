@@ -6,6 +6,7 @@ with what the user sees). Most use the MLP on circles, which trains in about a s
 
 from __future__ import annotations
 
+import importlib
 import dataclasses
 import json
 import os
@@ -17,14 +18,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, load_recipe
+from conftest import ROOT
 from keraszoo.errors import CheckpointError, RunFolderConflict, TrainingDiverged
 
 
 
 @pytest.fixture(scope="module")
 def mlp():
-    return load_recipe("mlp")
+    return importlib.import_module("keraszoo.recipes.mlp")
 
 
 def _config(mlp, tmp_path, **overrides):
@@ -95,7 +96,7 @@ def unfinished_run(mlp, tmp_path_factory):
     config = _config(mlp, root, epochs=1, export=False)
     data = mlp._data(config)
     seed_everything(0)
-    model = mlp.build_model(config, data.metadata)
+    model = mlp.build_model(config, data.metadata).training  # the manual MLP and its functional twin
     train(model, train_data=data.train, test_data=data.test, config=config, output_dir=root / "run", num_classes=2)
     return root / "run"
 
@@ -207,7 +208,7 @@ def test_a_loss_that_becomes_nan_stops_the_run_says_where_and_exports_nothing(ml
 
 
 def test_command_line_failures_are_one_line_with_a_non_zero_status(mlp, tmp_path, capsys):
-    from keraszoo.config import cli_main
+    from keraszoo.training.command_line import cli_main
 
     (tmp_path / "file").write_text("x")
     cases = [

@@ -1,10 +1,10 @@
 """Vision Transformer layers (course part 3): equations vs Keras, shapes, serialization, a short real run."""
 
+import importlib
 import keras
 import numpy as np
 import pytest
 
-from conftest import load_recipe
 from keraszoo.models.vit import build_vit, num_tokens
 from keraszoo.models.vit_layers import (
     ClassTokenPosition,
@@ -77,14 +77,12 @@ def test_pre_norm_block_is_residual():
     assert attention.shape == (2, 2, 5, 5)
 
 
-def test_vit_builds_round_trips_and_checks_arguments(tmp_path):
+def test_vit_builds_and_checks_arguments():
     keras.utils.set_random_seed(0)
     model = build_vit(image_shape=(28, 28, 1), patch_size=7, hidden_dim=16, num_layers=2, num_heads=2,
                       mlp_dim=32, num_classes=10, dropout_rate=0.1)
     x = _x(2, 28, 28, 1)
-    assert model(x).shape == (2, 10)
-    model.save(tmp_path / "vit.keras")
-    np.testing.assert_allclose(keras.models.load_model(tmp_path / "vit.keras")(x), model(x), atol=1e-5)
+    assert model(x).shape == (2, 10)  # saving and exporting: tests/test_model_contract.py
     assert [layer.name for layer in model.layers if "transformer" in layer.name] == [
         "transformer_layer_0", "transformer_layer_1"]
     with pytest.raises(ValueError, match="divisible by num_heads"):
@@ -117,7 +115,7 @@ def test_warmup_cosine_schedule():
 
 
 def test_short_real_training_on_mnist(data_dir, tmp_path):
-    recipe = load_recipe("mnist_vit")
+    recipe = importlib.import_module("keraszoo.recipes.mnist_vit")
     config = recipe.MnistViTConfig(data_dir=data_dir, train_split="train[:2048]", test_split="test[:256]",
                                    epochs=3, batch_size=64, hidden_dim=16, num_layers=2, num_heads=2, mlp_dim=32,
                                    learning_rate=3e-3, warmup_epochs=0.3, dropout_rate=0.0,
@@ -151,7 +149,7 @@ def test_class_token_attention_follows_the_models_own_forward_pass(data_dir, tmp
     heat = upsample(maps.rollout[0], (28, 28), 11)
     assert heat.shape == (28, 28) and np.all(heat[22:] == 0) and np.all(heat[:, 22:] == 0)  # uncovered pixels
 
-    tool = load_recipe("vit_attention_maps")
+    tool = importlib.import_module("keraszoo.recipes.vit_attention_maps")
     model.save(tmp_path / "vit.keras")
     args = tool.parse_args(["--model", str(tmp_path / "vit.keras"), "--count", "2", "--data-dir", data_dir,
                             "--output", str(tmp_path / "maps.png")])

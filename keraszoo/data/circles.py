@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from keraszoo.data.tfds_data import DatasetMetadata, SplitData
+from keraszoo.data.metadata import DatasetMetadata
+from keraszoo.data.tfds_data import SplitData
 
 CIRCLES_METADATA = DatasetMetadata(
     name="circles", version="keraszoo", data_dir="", input_shape=(2,), num_classes=2,

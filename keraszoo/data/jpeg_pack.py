@@ -48,10 +48,11 @@ def _decode(data: bytes) -> np.ndarray:
 
 
 def write_pack(path: str | Path, images: np.ndarray, labels: np.ndarray, *, quality: int = 75,
-               source: str = "") -> dict:
+               source: str = "", dataset: str = "", version: str = "", class_names=()) -> dict:
     """Writes ``images`` (N, H, W, 3) uint8 and their labels; returns the pack's summary.
 
-    ``source`` says where the images came from; it is kept in the pack and in its summary.
+    ``source`` says where the images came from; it is kept in the pack and in its summary, with the
+    dataset's name, version and class names (what a model trained from the pack records).
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
@@ -69,12 +70,14 @@ def write_pack(path: str | Path, images: np.ndarray, labels: np.ndarray, *, qual
         scans.append(scan)
         offsets.append(offsets[-1] + len(scan))
         differences.append(np.abs(_decode(data).astype(np.int16) - image).mean())
-    summary = {"source": source, "count": len(images), "shape": list(images.shape[1:]), "quality": quality,
+    summary = {"source": source, "dataset": dataset, "version": version, "class_names": list(class_names),
+               "count": len(images), "shape": list(images.shape[1:]), "quality": quality,
                "mean_abs_difference": float(np.mean(differences)),
                "bytes_per_image": offsets[-1] / len(images)}
     np.savez(path, header=np.frombuffer(header, np.uint8), scans=np.frombuffer(b"".join(scans), np.uint8),
              offsets=np.asarray(offsets, np.int64), labels=np.asarray(labels, np.int64),
              shape=np.asarray(images.shape[1:], np.int64), quality=quality, source=np.str_(source),
+             dataset=np.str_(dataset), version=np.str_(version), class_names=np.asarray(list(class_names), np.str_),
              mean_abs_difference=summary["mean_abs_difference"])
     return summary
 
@@ -84,10 +87,33 @@ def read_pack(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
     with np.load(path) as pack:
         header, scans, offsets = pack["header"].tobytes(), pack["scans"].tobytes(), pack["offsets"]
         labels, shape = pack["labels"], tuple(int(n) for n in pack["shape"])
-        summary = {"source": str(pack["source"]) if "source" in pack else "", "count": len(labels),
+        text = {key: str(pack[key]) if key in pack else "" for key in ("source", "dataset", "version")}
+        names = [str(n) for n in pack["class_names"]] if "class_names" in pack else []
+        summary = {**text, "class_names": names, "count": len(labels),
                    "shape": list(shape), "quality": int(pack["quality"]),
                    "mean_abs_difference": float(pack["mean_abs_difference"])}
     images = np.empty((len(labels), *shape), np.uint8)
     for i in range(len(labels)):
         images[i] = _decode(header + scans[offsets[i]:offsets[i + 1]] + _EOI)
     return images, labels, summary
+
+
+def pack_tfds(dataset: str, splits: list[str], out: str | Path, *, data_dir: str | None = None) -> list[dict]:
+    """Prepared TFDS splits -> ``out/<split name>.npz`` (needs TensorFlow); their summaries.
+
+    A slice is written under its split's name ('train[:5000]' -> train.npz), as ``--data-pack`` reads it.
+    """
+    from keraszoo.data.tfds_data import dataset_metadata, read_split
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    metadata = dataset_metadata(dataset, data_dir=data_dir)
+    summaries = []
+    for split in splits:
+        data = read_split(dataset, split, data_dir=data_dir)
+        images, labels = zip(*data.examples.batch(4096).as_numpy_iterator())
+        source = f"TFDS {dataset} {metadata.version} split {split} from {metadata.data_dir}"
+        summaries.append(write_pack(out / f"{split.split('[')[0]}.npz", np.concatenate(images), np.concatenate(labels),
+                                    source=source, dataset=dataset, version=metadata.version,
+                                    class_names=metadata.class_names))
+    return summaries

@@ -6,17 +6,20 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # a type only: array_mean_variance works without TensorFlow
+if TYPE_CHECKING:  # types only: this module works without TensorFlow
+    from keraszoo.data.arrays import ArraySplit
     from keraszoo.data.tfds_data import SplitData
 
 
-def channel_mean_variance(data: SplitData, *, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def channel_mean_variance(data: SplitData | ArraySplit, *, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """Mean and variance of every channel over all pixels of ``data``, in raw pixel units.
 
     Computed in float64 over the whole split in one pass (sums of x and x^2), so the
     result does not depend on the batch size. Use the training split only: test
-    statistics must not leak into the model.
+    statistics must not leak into the model. An ``ArraySplit`` is read from its array.
     """
+    if hasattr(data, "images"):
+        return array_mean_variance(data.images, batch_size=batch_size)
     sums = _ChannelSums()
     for images, _ in data.examples.batch(batch_size):
         sums.add(images.numpy())

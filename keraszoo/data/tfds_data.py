@@ -16,6 +16,9 @@ from dataclasses import dataclass
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from keraszoo.data.metadata import DatasetMetadata
+from keraszoo.errors import DatasetNotFoundError
+
 # Splits smaller than this are cached in memory after decoding (CIFAR-10 train is
 # 150 MB of uint8 pixels, MNIST 47 MB): decoding once instead of every epoch.
 CACHE_LIMIT_BYTES = 4 * 2**30
@@ -30,10 +33,6 @@ KNOWN_CLASS_NAMES = {
     "cifar10": ("airplane", "automobile", "bird", "cat", "deer",
                 "dog", "frog", "horse", "ship", "truck"),
 }
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """The dataset is unknown or is not prepared in the data_dir that was searched."""
 
 
 # Every prepared dataset folder this process read from: TensorFlow's DataLossError says
@@ -58,24 +57,18 @@ def describe_data_loss(error: Exception) -> str:
 
 
 @dataclass(frozen=True)
-class DatasetMetadata:
-    """What a model builder needs to know about a dataset, without reading it."""
-
-    name: str
-    version: str
-    data_dir: str
-    input_shape: tuple[int, ...]  # one example: (height, width, channels) for images
-    num_classes: int
-    class_names: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class SplitData:
     """One split, decoded and unbatched, plus its size (tf.data cannot always tell)."""
 
     examples: tf.data.Dataset  # elements: (image uint8 (H, W, C), label int32 ())
     num_examples: int
     split: str
+
+    def batches(self, *, batch_size: int) -> tf.data.Dataset:
+        return batches(self, batch_size=batch_size)
+
+    def epoch_batches(self, *, batch_size: int, seed: int, first_epoch: int, last_epoch: int):
+        return epoch_batches(self, batch_size=batch_size, seed=seed, first_epoch=first_epoch, last_epoch=last_epoch)
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> str:

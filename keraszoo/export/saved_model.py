@@ -132,10 +132,9 @@ def export_classifier(
 
 
 def _not_record_files(directory, names):
-    # Resume checkpoints (weights + optimizer state) and temporary files are not shipped.
-    # Keras weight files (recipes/cifar10_ladder_arrays.py keeps one) are in the SavedModel already,
-    # and that script's console log repeats history.csv.
-    return [n for n in names if n in ("checkpoint", "log.txt") or n.startswith(".") or n.endswith(".weights.h5")]
+    # Resume checkpoints (weights + optimizer state) and temporary files are not shipped; the run's
+    # model.keras holds the weights the SavedModel holds already, and a console log repeats history.csv.
+    return [n for n in names if n in ("checkpoint", "log.txt") or n.startswith(".") or n.endswith((".weights.h5", ".keras"))]
 
 
 def _publish(tmp: Path, model_dir: Path, version: int | None) -> Path:

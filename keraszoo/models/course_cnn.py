@@ -54,7 +54,7 @@ def build_course_cnn(
         if batch_norm:
             # synchronized: under a tf.distribute strategy the statistics are those of the global
             # batch, as on one device (no effect without a strategy). Other backends refuse the
-            # option (recipes/cifar10_ladder_arrays.py runs this model on JAX).
+            # option; JAX's DataParallel computes them over the global batch anyway (one SPMD program).
             x = layers.BatchNormalization(synchronized=keras.backend.backend() == "tensorflow", name=f"bn{i}")(x)
         x = layers.ReLU(name=f"relu{i}")(x)
         x = layers.MaxPooling2D(pool_size=2, strides=2, name=f"pool{i}")(x)

@@ -44,6 +44,9 @@ class ManualMLP(keras.Model):
         input_scale: float = 1.0,
         **kwargs,
     ):
+        if keras.backend.backend() != "tensorflow":
+            raise ValueError("ManualMLP's forward and hand-written backward passes are TensorFlow code: run it with "
+                             "KERAS_BACKEND=tensorflow (the Keras MLP, --implementation keras, runs on any backend).")
         super().__init__(**kwargs)
         if keras.config.dtype_policy().compute_dtype != "float32" and "dtype" not in kwargs:
             raise ValueError("ManualMLP's hand-written gradients are float32 (or float64) math: "
@@ -56,12 +59,24 @@ class ManualMLP(keras.Model):
         self.loss_name, self.input_scale = loss, input_scale
 
     def build(self, input_shape=None):
+        # One example's raw shape, e.g. (28, 28, 1) for uint8 digits: what as_functional takes.
+        self.example_shape = tuple(input_shape[1:]) if input_shape is not None else (self.input_dim,)
         glorot = keras.initializers.GlorotUniform  # the same default as keras.layers.Dense
         self.W_h = self.add_weight(shape=(self.hidden_dim, self.input_dim), initializer=glorot(), name="W_h")
         self.b_h = self.add_weight(shape=(self.hidden_dim,), initializer="zeros", name="b_h")
         self.W_y = self.add_weight(shape=(self.num_classes, self.hidden_dim), initializer=glorot(), name="W_y")
         self.b_y = self.add_weight(shape=(self.num_classes,), initializer="zeros", name="b_y")
         super().build(input_shape)
+
+    def as_functional(self, name: str | None = None) -> keras.Model:
+        """This model as a functional one (raw input -> logits, the same weights): what export and the
+        analysis tools take. Images (rank 3) come in as uint8, points as float32 ``features``."""
+        if not self.built:
+            raise ValueError("build the ManualMLP first (model.build((None, *example_shape))).")
+        is_image = len(self.example_shape) == 3
+        inputs = keras.Input(self.example_shape, dtype="uint8" if is_image else "float32",
+                             name="images" if is_image else "features")
+        return keras.Model(inputs, self(inputs), name=name or self.name)
 
     @property
     def parameters(self) -> list:
@@ -161,3 +176,16 @@ class ManualMLP(keras.Model):
             "input_scale": self.input_scale,
         }
 
+
+
+def build_manual_mlp(*, example_shape: tuple[int, ...], hidden_dim: int, num_classes: int,
+                     loss: str = "cross_entropy", name: str = "manual_mlp") -> keras.Model:
+    """The hand-written MLP as a functional model: raw uint8 images (pixels scaled by 1/255 inside)
+    or float feature vectors in, logits out. Train ``model.get_layer(name)``, the ManualMLP."""
+    input_dim = 1
+    for size in example_shape:
+        input_dim *= size
+    mlp = ManualMLP(input_dim=input_dim, hidden_dim=hidden_dim, num_classes=num_classes, loss=loss,
+                    input_scale=1 / 255 if len(example_shape) == 3 else 1.0, name=name)
+    mlp.build((None, *example_shape))
+    return mlp.as_functional(name=name)

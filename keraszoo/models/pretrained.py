@@ -42,10 +42,12 @@ class PretrainedWeightsError(ValueError):
 
 
 def build_vit_preset(name: str, *, num_classes: int | None = 1000, image_size: int | None = None,
-                     dropout_rate: float = 0.0, model_name: str | None = None) -> keras.Model:
+                     dropout_rate: float = 0.0, num_layers: int | None = None,
+                     model_name: str | None = None) -> keras.Model:
     """A registered standard ViT: float RGB images of ``image_size`` (default 224) -> logits.
 
-    The default head has ImageNet's 1000 classes; pass the number of your classes.
+    The default head has ImageNet's 1000 classes; pass the number of your classes. ``num_layers``
+    keeps only the first blocks (a checkpoint then loads partly: for tests and probes).
 
     ``num_classes=None`` returns the backbone: the final LayerNorm's token sequence,
     like keras-hub's ``ViTBackbone``.
@@ -55,6 +57,8 @@ def build_vit_preset(name: str, *, num_classes: int | None = 1000, image_size: i
     spec = dict(VIT_PRESETS[name])
     size = image_size or spec.pop("image_size")
     spec.pop("image_size", None)
+    if num_layers is not None:
+        spec["num_layers"] = num_layers
     if size % spec["patch_size"]:
         raise ValueError(f"image_size {size} must be a multiple of the patch size {spec['patch_size']} "
                          f"(e.g. 112, 224 or 384) so that every pixel falls in a patch.")

@@ -27,6 +27,7 @@ import os
 import shutil
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from keraszoo.errors import CheckpointError
@@ -98,7 +99,7 @@ class EpochCheckpoint:
             # A compiled model's weights file also holds its optimizer's variables
             # (iterations, momenta), which is what an exact resume needs.
             model.save_weights(tmp / WEIGHTS_FILE)
-            seeds = [[int(x) for x in variable.numpy().tolist()] for variable in seed_states(model)]
+            seeds = [[int(x) for x in keras.ops.convert_to_numpy(variable).tolist()] for variable in seed_states(model)]
             write_json(tmp / STATE_FILE, {**state, "seed_states": seeds})
             write_json(tmp / CHECKSUMS_FILE, {name: sha256(tmp / name) for name in (WEIGHTS_FILE, STATE_FILE)})
             pause_point(f"checkpoint-{epoch}/written")

@@ -1,42 +1,104 @@
-"""tf.distribute strategies, mixed precision and XLA, chosen by every recipe's options.
+"""Where a run computes: devices, replicas, mixed precision and XLA, from every recipe's options.
 
-    --strategy default       one device (TensorFlow's default strategy)
-    --strategy mirrored      MirroredStrategy: every local GPU, or every logical CPU device
-    --strategy multiworker   MultiWorkerMirroredStrategy: one process per machine, cluster in TF_CONFIG
+    --strategy default       one device
+    --strategy mirrored      every local GPU (or every logical CPU device): tf.distribute's
+                             MirroredStrategy on TensorFlow, keras.distribution's DataParallel on JAX
+    --strategy multiworker   TensorFlow's MultiWorkerMirroredStrategy: one process per machine,
+                             cluster in TF_CONFIG
 
 ``--batch-size`` is always the global batch: with N replicas each one gets batch/N
-examples and the gradients are summed over replicas of a loss Keras scales by 1/N,
-so an optimizer step sees the mean over the global batch, exactly as on one device.
-The learning rate therefore needs no change. (Scale --batch-size and --learning-rate
-yourself if you want bigger steps with more devices.)
+examples and an optimizer step sees the mean over the global batch, exactly as on
+one device, so the learning rate needs no change.
 
-Strategies, like the logical devices of a test, must be set before TensorFlow runs its
-first op: ``cli_main`` creates the config's strategy right after parsing the options.
+``Placement`` is the one object the runner asks: it is made once per process, before
+the first TensorFlow op (as tf.distribute requires), by ``placement(name)``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 
 import keras
-import tensorflow as tf
 
-_STRATEGY: dict = {}  # name -> the one strategy object of this process (they cannot be made twice)
+_PLACEMENTS: dict = {}  # name -> the one Placement of this process (strategies cannot be made twice)
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """The process's strategy for ``name`` (created on first use, then reused)."""
-    if name in _STRATEGY:
-        return _STRATEGY[name]
+def backend() -> str:
+    return keras.backend.backend()
+
+
+@dataclass
+class Placement:
+    """A --strategy made real on this process's backend."""
+
+    name: str
+    strategy: object = None  # tf.distribute.Strategy (TensorFlow)
+    distribution: object = None  # keras.distribution.Distribution (JAX)
+
+    def scope(self):
+        """Build and compile models inside this (tf.distribute needs it; keras.distribution is global)."""
+        return self.strategy.scope() if self.strategy is not None else nullcontext()
+
+    @property
+    def replicas(self) -> int:
+        if self.strategy is not None:
+            return self.strategy.num_replicas_in_sync
+        return len(self.distribution.device_mesh.devices.flatten()) if self.distribution is not None else 1
+
+    @property
+    def is_chief(self) -> bool:
+        """Whether this process writes the run record and exports (worker 0 or the chief)."""
+        resolver = getattr(self.strategy, "cluster_resolver", None)
+        if resolver is None or not resolver.task_type or resolver.task_type == "chief":
+            return True
+        has_chief = "chief" in resolver.cluster_spec().as_dict()
+        return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+    @property
+    def task_index(self) -> int:
+        resolver = getattr(self.strategy, "cluster_resolver", None)
+        return int(resolver.task_id) if resolver is not None and resolver.task_id is not None else 0
+
+    def describe(self) -> dict:
+        """What the run record says about how the run was distributed (same keys on every backend)."""
+        info = {"strategy": self.name, "backend": backend(), "replicas": self.replicas, "devices": devices()}
+        if self.strategy is not None:
+            info["class"] = type(self.strategy).__name__
+            try:
+                info["devices"] = list(self.strategy.extended.worker_devices)
+            except RuntimeError:  # the default strategy: wherever TensorFlow places ops
+                info["devices"] = devices()[:1]
+        else:
+            info["class"] = type(self.distribution).__name__ if self.distribution is not None else "none"
+            if self.distribution is None:
+                info["devices"] = devices()[:1]
+        if self.name == "multiworker":
+            cluster = json.loads(os.environ["TF_CONFIG"])
+            info["workers"] = sum(len(v) for v in cluster["cluster"].values())
+            info["task"] = cluster.get("task", {})
+        return info
+
+
+def placement(name: str) -> Placement:
+    """The process's Placement for --strategy ``name`` (created on first use, then reused)."""
+    if name not in _PLACEMENTS:
+        _PLACEMENTS[name] = _tf_placement(name) if backend() == "tensorflow" else _keras_placement(name)
+    return _PLACEMENTS[name]
+
+
+def _tf_placement(name: str) -> Placement:
+    import tensorflow as tf
+
     if name == "default":
         strategy = tf.distribute.get_strategy()
     elif name == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         # Without GPUs, MirroredStrategy() takes the CPU as one device; split logical CPUs count as several.
-        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-        strategy = tf.distribute.MirroredStrategy(devices=devices)
+        names = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        strategy = tf.distribute.MirroredStrategy(devices=names)
     elif name == "multiworker":
         if not os.environ.get("TF_CONFIG"):
             raise ValueError(
@@ -47,43 +109,40 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
     else:
         raise ValueError(f"strategy={name!r}: expected 'default', 'mirrored' or 'multiworker'.")
-    _STRATEGY[name] = strategy
-    return strategy
+    return Placement(name, strategy=strategy)
 
 
-def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """Whether this process writes the run record and exports (worker 0 or the chief)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    if resolver.task_type == "chief":
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+def _keras_placement(name: str) -> Placement:
+    if name == "default":
+        return Placement(name)
+    if name == "mirrored" and backend() == "jax":
+        distribution = keras.distribution.DataParallel(devices=keras.distribution.list_devices())
+        keras.distribution.set_distribution(distribution)  # before any model is built
+        return Placement(name, distribution=distribution)
+    raise ValueError(f"--strategy {name} is not available on Keras's {backend()} backend: mirrored runs on "
+                     "TensorFlow and JAX, multiworker on TensorFlow (set KERAS_BACKEND).")
 
 
-def task_index(strategy: tf.distribute.Strategy) -> int:
-    resolver = getattr(strategy, "cluster_resolver", None)
-    return int(resolver.task_id) if resolver is not None and resolver.task_id is not None else 0
+def devices() -> list[str]:
+    """The accelerators the backend sees, else its CPU devices."""
+    if backend() == "tensorflow":
+        import tensorflow as tf
 
+        return [d.name for d in tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")]
+    if backend() == "jax":
+        import jax
 
-def describe(strategy: tf.distribute.Strategy, name: str) -> dict:
-    """What the run record says about how the run was distributed."""
-    try:
-        devices = list(strategy.extended.worker_devices)
-    except RuntimeError:  # the default strategy: wherever TensorFlow places ops (the GPU if there is one)
-        devices = [d.name for d in tf.config.list_logical_devices("GPU")[:1] or tf.config.list_logical_devices("CPU")[:1]]
-    info = {"strategy": name, "class": type(strategy).__name__, "replicas": strategy.num_replicas_in_sync,
-            "devices": devices}
-    if name == "multiworker":
-        cluster = json.loads(os.environ["TF_CONFIG"])
-        info["workers"] = sum(len(v) for v in cluster["cluster"].values())
-        info["task"] = cluster.get("task", {})
-    return info
+        return [f"{d.platform}:{d.id} {d.device_kind}" for d in jax.devices()]
+    if backend() == "torch":
+        import torch
+
+        count = torch.cuda.device_count()
+        return [f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(count)] or ["cpu"]
+    return ["cpu"]
 
 
 def uses_gpu() -> bool:
-    return bool(tf.config.list_logical_devices("GPU"))
+    return any(name.lower().startswith(("/device:gpu", "gpu", "cuda")) for name in devices())
 
 
 def mixed_precision_policy() -> str:
@@ -104,18 +163,18 @@ def precision(enabled: bool):
 
 
 def resolve_jit_compile(choice: str) -> bool | str:
-    """--jit-compile on|off|auto. auto: off on CPUs, where XLA measured slower (docs/performance.md);
-    on GPUs Keras's own "auto" (XLA where every op supports it), not measured here."""
+    """--jit-compile on|off|auto. auto: off for TensorFlow on CPUs, where XLA measured slower
+    (docs/performance.md); elsewhere Keras's own "auto" (JAX always compiles its steps with XLA)."""
     if choice == "on":
         return True
     if choice == "off":
         return False
     if choice == "auto":
-        return "auto" if uses_gpu() else False
+        return "auto" if uses_gpu() or backend() != "tensorflow" else False
     raise ValueError(f"jit_compile={choice!r}: expected 'on', 'off' or 'auto'.")
 
 
-def work_around_multiworker_build(model: keras.Model, strategy: tf.distribute.Strategy) -> None:
+def work_around_multiworker_build(model: keras.Model, strategy) -> None:
     """Lets ``fit``/``evaluate`` start under MultiWorkerMirroredStrategy with Keras 3.
 
     Keras 3's TensorFlow trainer builds the model from the first batch averaged over the
@@ -125,6 +184,8 @@ def work_around_multiworker_build(model: keras.Model, strategy: tf.distribute.St
     the local replica's share of the batch instead. Keras's private hook is replaced on this
     model only; a Keras without the hook is left alone.
     """
+    import tensorflow as tf
+
     if not hasattr(model, "_maybe_symbolic_build") or not hasattr(model, "_symbolic_build"):
         return
     original = model._maybe_symbolic_build
@@ -148,6 +209,7 @@ def _patch_multiworker_log_reduction() -> None:
     """Keras 3 reduces a multi-worker step's logs with reduce("MEAN", v, axis=0), which fails on
     the scalar logs (loss, accuracy): "Invalid reduction dimension 0 for input with 0 dimensions".
     Scalars are reduced over replicas without an axis instead; everything else as Keras does."""
+    import tensorflow as tf
     from keras.src.backend.tensorflow import trainer as tf_trainer
 
     if getattr(tf_trainer.reduce_per_replica, "_keraszoo_patched", False):

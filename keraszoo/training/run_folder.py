@@ -41,11 +41,11 @@ def write_marker(folder: Path, marker: dict) -> None:
     write_json(Path(folder) / MARKER_FILE, marker)
 
 
-def new_marker(recipe: str) -> dict:
-    return {"run_id": uuid.uuid4().hex, "recipe": recipe, "finished": False, "saved_model": None}
+def new_marker(run_name: str) -> dict:
+    return {"run_id": uuid.uuid4().hex, "recipe": run_name, "finished": False, "saved_model": None}
 
 
-def claim(folder: Path, recipe: str) -> dict:
+def claim(folder: Path, run_name: str) -> dict:
     """Makes ``folder`` a run folder (creating it) and returns its marker; refuses foreign folders."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
@@ -61,7 +61,7 @@ def claim(folder: Path, recipe: str) -> dict:
                 f"{', '.join(sorted(foreign)[:3])}{', ...' if len(foreign) > 3 else ''}): choose a new or empty "
                 "folder, so that no file of yours is overwritten."
             )
-    marker = new_marker(recipe)
+    marker = new_marker(run_name)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         write_marker(folder, marker)
@@ -83,14 +83,14 @@ def check_export_dir(export_dir: str | os.PathLike) -> None:
                                 "--export-dir.")
 
 
-def start_fresh(folder: Path, recipe: str) -> dict:
+def start_fresh(folder: Path, run_name: str) -> dict:
     """Forgets the folder's previous run: removes the files runs write there, and marks a new run."""
     from keraszoo.training.checkpoint import EpochCheckpoint
 
     EpochCheckpoint(folder / CHECKPOINT_DIR).clear()
     for name in run_record.RECORD_FILES:  # a finished run's record is replaced, not mixed in
         (folder / name).unlink(missing_ok=True)
-    marker = new_marker(recipe)
+    marker = new_marker(run_name)
     write_marker(folder, marker)
     return marker
 

@@ -112,31 +112,54 @@ def onednn_enabled() -> bool:
 
 
 def environment() -> dict:
-    """Library versions and hardware, for the record."""
+    """Library versions and hardware, for the record: the same keys on every Keras backend
+    (a library the run did not use is None)."""
+    import sys
+
     import keras
     import numpy as np
-    import tensorflow as tf
-    import tensorflow_datasets as tfds
 
     import keraszoo
+    from keraszoo.training.distribute import devices, uses_gpu
 
-    gpus = []
-    for device in tf.config.list_physical_devices("GPU"):
-        details = tf.config.experimental.get_device_details(device)
-        gpus.append(details.get("device_name", device.name))
-    return {
+    backend = keras.backend.backend()
+    uses_tf = "tensorflow" in sys.modules  # the backend, or a tf.data pipeline
+    env = {
         "keraszoo": keraszoo.__version__,
         "python": platform.python_version(),
-        "tensorflow": tf.__version__,
         "keras": keras.__version__,
-        "tensorflow_datasets": tfds.__version__,
+        "backend": backend,
+        "tensorflow": None, "tensorflow_datasets": None, "jax": None, "torch": None,
         "numpy": np.__version__,
         "platform": platform.platform(),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
-        "gpus": gpus,
-        "onednn": onednn_enabled(),
+        "devices": devices(),
+        "gpus": [],
+        "onednn": None,
     }
+    if uses_tf:
+        import tensorflow as tf
+
+        env["tensorflow"], env["onednn"] = tf.__version__, onednn_enabled()
+        if "tensorflow_datasets" in sys.modules:
+            env["tensorflow_datasets"] = sys.modules["tensorflow_datasets"].__version__
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        env["gpus"] = [tf.config.experimental.get_device_details(d).get("device_name", d.name)
+                       for d in tf.config.list_physical_devices("GPU")]
+    elif backend == "jax":
+        import jax
+
+        env["jax"] = jax.__version__
+        env["gpus"] = [d.device_kind for d in jax.devices() if d.platform == "gpu"]
+    elif backend == "torch":
+        import torch
+
+        env["torch"] = torch.__version__
+        env["gpus"] = [name.split(" ", 1)[1] for name in devices() if uses_gpu() and name.startswith("cuda")]
+    return env
 
 
 def save_figure(fig, axes, titles, path: Path) -> None:

@@ -1,5 +1,9 @@
 """The training loop every recipe shares: compile, fit with resume, evaluate, record.
 
+It runs on any Keras backend (TensorFlow, JAX, PyTorch), from a tf.data split
+(``keraszoo.data.SplitData``) or an in-memory one (``keraszoo.data.ArraySplit``),
+with the same callbacks, checkpoints and run record.
+
 A recipe seeds (``seed_everything``), builds its model, then calls ``train``.
 ``train`` resumes from the run folder's checkpoint when there is one, so a run
 killed at any point and started again with the same command continues from its
@@ -14,17 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
-import tensorflow as tf
 
-from keraszoo.analysis.chance_level import chance_level_report, format_report
-from keraszoo.data import SplitData, batches, epoch_batches
 from keraszoo import faults
-from keraszoo.config import TrainConfig, changed_fields, format_changes
-from keraszoo.errors import CheckpointError, RunFolderConflict, TrainingDiverged
+from keraszoo.analysis.chance_level import chance_level_report, format_report
+from keraszoo.config import TrainConfig
+from keraszoo.errors import TrainingDiverged
 from keraszoo.training import run_folder, run_record
-from keraszoo.training.checkpoint import RESTART_HINT, EpochCheckpoint
+from keraszoo.training.checkpoint import EpochCheckpoint
 from keraszoo.training.distribute import resolve_jit_compile
 from keraszoo.training.optimizers import compile_for_classification
+from keraszoo.training.resume import start_or_resume
 from keraszoo.training.run_folder import CHECKPOINT_DIR
 
 EVAL_BATCH_SIZE = 256
@@ -45,7 +48,9 @@ def seed_everything(seed: int, *, deterministic: bool = True) -> None:
     Call before building the model: the seed fixes the initial weights.
     """
     keras.utils.set_random_seed(seed)
-    if deterministic:
+    if deterministic and keras.backend.backend() == "tensorflow":  # JAX's CPU and GPU kernels are deterministic
+        import tensorflow as tf
+
         tf.config.experimental.enable_op_determinism()
 
 
@@ -141,68 +146,25 @@ def write_record_files(output_dir: Path, history: list[dict], title: str, initia
     run_record.plot_curves(output_dir / run_record.CURVES_FILE, history, title=title, initial=initial)
 
 
-def _start_or_resume(model, config: TrainConfig, output_dir: Path, checkpoint: EpochCheckpoint, callbacks,
-                     recipe: str | None):
-    marker = run_folder.claim(output_dir, recipe)
-    config_path = output_dir / run_record.CONFIG_FILE
-    if config.restart and (checkpoint.latest() is not None or config_path.is_file()):
-        print(f"Starting over in {output_dir} (--restart): discarding its checkpoint and record files.")
-    elif checkpoint.latest() is not None:
-        return _resume(model, config, output_dir, checkpoint, callbacks), marker
-    marker = run_folder.start_fresh(output_dir, recipe)
-    run_record.write_json(config_path, config.to_dict())
-    return {"epoch": 0, "history": [], "initial": {}, "resumed_at": []}, marker
-
-
-def _resume(model, config: TrainConfig, output_dir: Path, checkpoint: EpochCheckpoint, callbacks) -> dict:
-    config_path = output_dir / run_record.CONFIG_FILE
-    try:
-        saved = run_record.read_json(config_path)
-    except (OSError, ValueError):
-        raise CheckpointError(f"{config_path} is missing or unreadable, so the checkpoint in {checkpoint.directory} "
-                              f"cannot be matched with its options; {RESTART_HINT}.") from None
-    diffs = changed_fields(saved, config.to_dict())
-    if diffs:
-        raise RunFolderConflict(
-            f"{output_dir} holds an unfinished run started with other options ({format_changes(diffs)}). Resume it with the "
-            "same options (only --epochs may change), choose another --output, or pass --restart to start over."
-        )
-    fixed = [type(c).__name__ for c in callbacks if getattr(c, "depends_on_epochs", False)]
-    if fixed and saved.get("epochs") != config.epochs:
-        raise RunFolderConflict(
-            f"{output_dir} was started with --epochs {saved.get('epochs')}, and its learning-rate schedule "
-            f"({', '.join(fixed)}) is laid out over that many epochs: resuming with --epochs {config.epochs} would "
-            "match neither run. Resume with the same --epochs, or pass --restart."
-        )
-    state = checkpoint.restore(model)
-    if state["epoch"] > config.epochs:
-        raise RunFolderConflict(
-            f"{output_dir} has already trained {state['epoch']} epochs, more than --epochs {config.epochs}. "
-            f"Ask for at least {state['epoch']} epochs, choose another --output, or pass --restart."
-        )
-    state["resumed_at"].append(state["epoch"])
-    run_record.write_json(config_path, config.to_dict())
-    print(f"Resuming the run in {output_dir} after epoch {state['epoch']} of {config.epochs}.")
-    return state
-
-
 def train(
     model: keras.Model,
     *,
-    train_data: SplitData,
-    test_data: SplitData,
+    train_data,
+    test_data,
     config: TrainConfig,
     output_dir: str | Path,
     title: str | None = None,
     callbacks: list[keras.callbacks.Callback] = (),
-    record: dict | None = None,
+    extra_metrics: dict | None = None,
     num_classes: int | None = None,
-    recipe: str | None = None,
+    run_name: str | None = None,
 ) -> TrainResult:
     """Trains ``model`` (compiling it if needed), evaluating ``test_data`` after every epoch.
 
+    ``train_data`` and ``test_data`` are ``SplitData`` (tf.data) or ``ArraySplit`` (NumPy).
+
     Writes the run record into ``output_dir`` as it goes and returns the final
-    metrics (also in ``metrics.json``). ``record`` adds recipe-specific entries
+    metrics (also in ``metrics.json``). ``extra_metrics`` adds recipe-specific entries
     (dataset name, variant, ...) to the metrics. The resume checkpoint stays in
     ``output_dir/checkpoint`` until ``finish_run`` removes it, so a kill during
     export does not cost the training. ``num_classes`` defaults to the model's last
@@ -215,12 +177,12 @@ def train(
     if not model.compiled:
         compile_classifier(model, config)
     checkpoint = EpochCheckpoint(output_dir / CHECKPOINT_DIR)
-    state, marker = _start_or_resume(model, config, output_dir, checkpoint, callbacks, recipe)
+    state, marker = start_or_resume(model, config, output_dir, checkpoint, callbacks, run_name)
 
     # Evaluation batches need not be as small as training ones (online SGD trains on 1 example).
     # Never larger than the split: under a tf.distribute strategy Keras builds the model from the
     # first batch reduced over replicas, which fails when a short batch splits unevenly (64 as 64 + 0).
-    test_batches = batches(test_data, batch_size=min(max(config.batch_size, EVAL_BATCH_SIZE), test_data.num_examples))
+    test_batches = test_data.batches(batch_size=min(max(config.batch_size, EVAL_BATCH_SIZE), test_data.num_examples))
     if config.evaluate_at_init and not state["initial"]:
         start = time.perf_counter()
         initial = model.evaluate(test_batches, verbose=0, return_dict=True)
@@ -235,8 +197,7 @@ def train(
         print(f"Before training: {format_report(report)}")
 
     if state["epoch"] < config.epochs:
-        stream, steps_per_epoch = epoch_batches(
-            train_data,
+        stream, steps_per_epoch = train_data.epoch_batches(
             batch_size=config.batch_size,
             seed=config.seed,
             first_epoch=state["epoch"],
@@ -256,20 +217,20 @@ def train(
         )
     history = state["history"][: config.epochs]
     metrics = _final_metrics(history, state, config, train_data, test_data,
-                             {**(record or {}), "run_id": marker.get("run_id")})
+                             {**(extra_metrics or {}), "run_id": marker.get("run_id")})
     write_record_files(output_dir, history, title, state["initial"])
     run_record.write_json(output_dir / run_record.METRICS_FILE, metrics)
     return TrainResult(metrics=metrics, history=history, output_dir=output_dir, run_marker=marker)
 
 
-def _final_metrics(history, state, config, train_data, test_data, record) -> dict:
+def _final_metrics(history, state, config, train_data, test_data, extra_metrics) -> dict:
     if not history:
         raise RuntimeError("training produced no epoch; check --epochs and the training split.")
     last = history[-1]
     best = max(history, key=lambda row: row["val_accuracy"])
     train_times = [row["train_time_s"] for row in history]
     return {
-        **record,
+        **extra_metrics,
         "test_accuracy": last["val_accuracy"],
         "test_loss": last["val_loss"],
         "train_accuracy": last["accuracy"],

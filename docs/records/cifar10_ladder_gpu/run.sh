@@ -1,4 +1,7 @@
 #!/bin/bash
+# Kept as the record of what made these runs. recipes/cifar10_ladder_arrays.py was removed when the
+# trainer learned to run on any backend (#16); the same runs today:
+#   KERAS_BACKEND=jax python recipes/cifar10_ladder.py --data-pack pack/cifar10 --epochs 30 --seeds 0 1 --jobs 12
 # What made the records in this folder, on a lent GPU machine (device tool), from the repo root,
 # with .whl (keras 3.15.1, namex, optree wheels for Python 3.12) and .pack/cifar10 carried:
 #   python recipes/cifar10_ladder_arrays.py pack --out .pack/cifar10     # here, with TensorFlow

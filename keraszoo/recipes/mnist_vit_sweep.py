@@ -1,0 +1,93 @@
+"""The course's ViT study on MNIST: one factor at a time around the default, several seeds.
+
+Factors and values (the course's): embedding size (--hidden-dim) 8, 16, 32, 64; patch size
+4, 7, 11, 14; depth (--num-layers) 2, 4, 6, 8. Every other setting is recipes/mnist_vit.py's
+default, and every run gets the same --epochs. The default configuration (64, 7, 6) is shared
+by the three factors and trained once per seed. Each run goes to --runs/<name>-seed<seed>/
+(resumable: rerun the same command after a kill; finished runs are skipped), its small
+record to --records. With --report-only nothing is trained: the Markdown tables and the
+figures for docs/vit_mnist.md are made from the records.
+
+examples:
+  python recipes/mnist_vit_sweep.py --epochs 3 --seeds 0 1          # the whole study (CPU: ~2 h)
+  python recipes/mnist_vit_sweep.py --factors patch_size --seeds 0 --epochs 1 --train-split 'train[:5000]'
+  python recipes/mnist_vit_sweep.py --report-only
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+
+from keraszoo.training.study import by_group, load_records, mean_std, plot_groups, seeds_of, summary_table
+
+FACTORS = {"hidden_dim": (8, 16, 32, 64), "patch_size": (4, 7, 11, 14), "num_layers": (2, 4, 6, 8)}
+DEFAULT = {"hidden_dim": 64, "patch_size": 7, "num_layers": 6}
+LABELS = {"hidden_dim": "embedding size", "patch_size": "patch size", "num_layers": "depth (blocks)"}
+
+
+def parse_args(argv=None):
+    from keraszoo.training.study import study_parser
+
+    parser = study_parser(__doc__, runs="runs/vit_sweep", records="docs/records/mnist_vit_sweep", epochs=3)
+    parser.add_argument("--factors", nargs="+", choices=list(FACTORS), default=list(FACTORS))
+    parser.add_argument("--warmup-epochs", type=float, default=0.5, help="warmup of every run (default: %(default)s)")
+    return parser.parse_args(argv)
+
+
+def run_name(settings: dict) -> str:
+    return f"h{settings['hidden_dim']}-p{settings['patch_size']}-l{settings['num_layers']}"
+
+
+def grid(factors) -> dict[str, dict]:
+    """Every factor's values around the default; the default itself once."""
+    points = {}
+    for factor in factors:
+        for value in FACTORS[factor]:
+            settings = {**DEFAULT, factor: value}
+            points[run_name(settings)] = settings
+    return points
+
+
+def seconds_per_step(record) -> float:
+    steps = math.ceil(record.metrics["num_train_examples"] / record.config["batch_size"])
+    return record.metrics["mean_train_time_per_epoch_s"] / steps
+
+
+def report(records, figures: Path) -> str:
+    from keraszoo.models.vit import num_tokens
+
+    groups, sections = by_group(records), []
+    for factor, values in FACTORS.items():
+        names = {run_name({**DEFAULT, factor: value}): value for value in values}
+        present = {name: groups[name] for name in names if name in groups}
+        if present:
+            plot_groups(present, figures / f"vit_sweep_{factor}.png", title=LABELS[factor],
+                        label=lambda name: f"{factor} {names[name]}")
+        m = lambda runs: [r.metrics for r in runs]  # noqa: E731
+        table = summary_table(present, list(names), first=factor, columns={
+            "parameters": lambda runs: f"{runs[0].metrics['num_params']:,}",
+            "tokens": lambda runs: num_tokens((28, 28, 1), runs[0].config["patch_size"]),
+            "seeds": seeds_of,
+            "test accuracy % (mean ± std)": lambda runs: mean_std(x["test_accuracy"] for x in m(runs)),
+            "final test loss": lambda runs: mean_std((x["test_loss"] for x in m(runs)), scale=1, digits=4),
+            "best test acc. %": lambda runs: mean_std(x["best_test_accuracy"] for x in m(runs)).split(" (")[0],
+            "train s/epoch": lambda runs: f"{statistics.mean(x['mean_train_time_per_epoch_s'] for x in m(runs)):.0f}",
+            "ms/step": lambda runs: f"{1000 * statistics.mean(seconds_per_step(r) for r in runs):.0f}",
+        }, label=lambda name: f"{names[name]}{' (default)' if names[name] == DEFAULT[factor] else ''}")
+        sections.append(f"### {LABELS[factor]}\n\n{table}")
+    return "\n\n".join(sections)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    status = 0
+    if not args.report_only:
+        from keraszoo.recipes import mnist_vit
+        from keraszoo.training.study import run_study
+
+        status = run_study(args, config_class=mnist_vit.MnistViTConfig, main=mnist_vit.main,
+                           grid=grid(args.factors), fixed={"warmup_epochs": args.warmup_epochs})
+    print(report(load_records(args.records, "h*-p*-l*-seed*"), Path(args.figures)))
+    return status

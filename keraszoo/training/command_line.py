@@ -1,0 +1,90 @@
+"""The command line of recipes and study runners: options in, one-line errors and exit statuses out.
+
+Imports nothing heavy at the top, so that ``recipe.py --help`` answers before Keras loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import typing
+from collections.abc import Callable
+
+from keraszoo.config import TrainConfig, parse_config
+from keraszoo.errors import CheckpointError, DatasetNotFoundError, KeraszooError
+
+DISTRIBUTION_FIELDS = ("strategy", "mixed_precision", "jit_compile")
+
+
+def cli_main(main: Callable, config_class: type, description: str, argv=None) -> int:
+    """Runs a recipe's ``main(config)`` from the command line.
+
+    Bad options exit with argparse's usage error (status 2). The failures a user can fix
+    print one line without a traceback: a problem with what was asked (dataset not prepared,
+    run folder conflict, damaged checkpoint, invalid value) returns 2, a run that failed on
+    its way (loss diverged, damaged data, disk full) returns 1.
+    """
+    config = parse_config(config_class, argv, description=description)
+    return guarded(lambda: main(config), strategy=config.strategy)
+
+
+def guarded(run: Callable, *, strategy: str = "default") -> int:
+    """``run()`` with keraszoo's one-line errors and exit statuses (see ``cli_main``)."""
+    from keraszoo.training.distribute import placement
+
+    try:
+        placement(strategy)  # before any other TensorFlow op, as tf.distribute requires
+        try:
+            run()
+        except Exception as error:
+            if not _is_data_loss(error):
+                raise
+            from keraszoo.data.tfds_data import describe_data_loss
+
+            print(f"error: {describe_data_loss(error)}", file=sys.stderr)
+            return 1
+    except KeraszooError as error:
+        print(f"error: {error}", file=sys.stderr)
+        if isinstance(error, CheckpointError):
+            # A failed HDF5 write leaves h5py objects whose teardown at exit can crash the interpreter
+            # (rc 139 after a disk-full error); every file the run keeps is already written whole.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(error.exit_code)
+        return error.exit_code
+    except (DatasetNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # disk full, read-only folder, ...: what failed and where
+        where = f" ({error.filename})" if error.filename else ""
+        print(f"error: {error.strerror or error}{where}. Fix that and run the same command again: the run resumes "
+              "after its last finished epoch.", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _is_data_loss(error: Exception) -> bool:
+    """A damaged TFDS record file (tf.errors.DataLossError), without importing TensorFlow to ask."""
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(error, tf.errors.DataLossError)
+
+
+def add_distribution_arguments(parser: argparse.ArgumentParser) -> None:
+    """--strategy, --mixed-precision and --jit-compile, as TrainConfig declares them, for runners of recipes."""
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in DISTRIBUTION_FIELDS:
+            flag = "--" + f.name.replace("_", "-")
+            choices = typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is typing.Literal else None
+            if choices:
+                parser.add_argument(flag, choices=choices, default=f.default, help=f.metadata["help"])
+            else:
+                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
+                                    help=f.metadata["help"])
+
+
+def distribution_options(args: argparse.Namespace) -> dict:
+    """The runner's distribution options as TrainConfig keyword arguments."""
+    return {name: getattr(args, name) for name in DISTRIBUTION_FIELDS}

@@ -1,0 +1,80 @@
+"""Resuming a run: which options may change, and the checks before a checkpoint is loaded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from keraszoo.config import TrainConfig
+from keraszoo.errors import CheckpointError, RunFolderConflict
+from keraszoo.training import run_folder, run_record
+from keraszoo.training.checkpoint import RESTART_HINT, EpochCheckpoint
+
+# Fields that may change between a run and its resumption: they do not change what is trained.
+# The strategy and XLA change where and how the same computation runs, not what it computes.
+RESUMABLE_FIELDS = frozenset({"epochs", "output", "export", "export_dir", "verbose", "strategy", "jit_compile",
+                              "steps_per_execution", "restart"})
+
+
+def changed_fields(saved: dict, current: dict, *, ignore=RESUMABLE_FIELDS) -> dict:
+    """``{name: (saved, current)}`` for the fields that differ, ignoring ``ignore``."""
+    names = (set(saved) | set(current)) - set(ignore)
+    return {
+        name: (saved.get(name), current.get(name))
+        for name in sorted(names)
+        if json.dumps(saved.get(name)) != json.dumps(current.get(name))
+    }
+
+
+def format_changes(changes: dict) -> str:
+    """``changed_fields``'s result as "name: old -> new, ..." for an error message."""
+    return ", ".join(f"{name}: {old!r} -> {new!r}" for name, (old, new) in changes.items())
+
+
+def start_or_resume(model, config: TrainConfig, output_dir: Path, checkpoint: EpochCheckpoint, callbacks,
+                    run_name: str | None):
+    """The state to train from: a verified checkpoint's (see ``resume``), or a fresh start that forgets
+    the folder's earlier run (always with ``--restart``). Returns (state, run marker)."""
+    marker = run_folder.claim(output_dir, run_name)
+    config_path = output_dir / run_record.CONFIG_FILE
+    if config.restart and (checkpoint.latest() is not None or config_path.is_file()):
+        print(f"Starting over in {output_dir} (--restart): discarding its checkpoint and record files.")
+    elif checkpoint.latest() is not None:
+        return resume(model, config, output_dir, checkpoint, callbacks), marker
+    marker = run_folder.start_fresh(output_dir, run_name)
+    run_record.write_json(config_path, config.to_dict())
+    return {"epoch": 0, "history": [], "initial": {}, "resumed_at": []}, marker
+
+
+def resume(model, config: TrainConfig, output_dir: Path, checkpoint: EpochCheckpoint, callbacks) -> dict:
+    """Loads the newest checkpoint into ``model`` after checking that the options allow it: the same
+    as the run's config.json except RESUMABLE_FIELDS, and --epochs kept where a schedule needs it."""
+    config_path = output_dir / run_record.CONFIG_FILE
+    try:
+        saved = run_record.read_json(config_path)
+    except (OSError, ValueError):
+        raise CheckpointError(f"{config_path} is missing or unreadable, so the checkpoint in {checkpoint.directory} "
+                              f"cannot be matched with its options; {RESTART_HINT}.") from None
+    diffs = changed_fields(saved, config.to_dict())
+    if diffs:
+        raise RunFolderConflict(
+            f"{output_dir} holds an unfinished run started with other options ({format_changes(diffs)}). Resume it with the "
+            "same options (only --epochs may change), choose another --output, or pass --restart to start over."
+        )
+    fixed = [type(c).__name__ for c in callbacks if getattr(c, "depends_on_epochs", False)]
+    if fixed and saved.get("epochs") != config.epochs:
+        raise RunFolderConflict(
+            f"{output_dir} was started with --epochs {saved.get('epochs')}, and its learning-rate schedule "
+            f"({', '.join(fixed)}) is laid out over that many epochs: resuming with --epochs {config.epochs} would "
+            "match neither run. Resume with the same --epochs, or pass --restart."
+        )
+    state = checkpoint.restore(model)
+    if state["epoch"] > config.epochs:
+        raise RunFolderConflict(
+            f"{output_dir} has already trained {state['epoch']} epochs, more than --epochs {config.epochs}. "
+            f"Ask for at least {state['epoch']} epochs, choose another --output, or pass --restart."
+        )
+    state["resumed_at"].append(state["epoch"])
+    run_record.write_json(config_path, config.to_dict())
+    print(f"Resuming the run in {output_dir} after epoch {state['epoch']} of {config.epochs}.")
+    return state

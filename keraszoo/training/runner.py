@@ -1,0 +1,204 @@
+"""What every classification recipe does around its model: data in, run record and model out.
+
+A recipe is a config class and a ``main(config)`` that reads its data (``load_data``),
+builds its models (a ``ModelPair`` from ``keraszoo.models.build_classifier_pair``, or one
+model) and calls ``run_classification``; ``cli_main`` adds the command line. On any Keras
+backend the run folder gets the run record and ``model.keras``, the inference model; on
+TensorFlow the run also exports it as a SavedModel, elsewhere ``keraszoo export RUN_DIR``
+does that later on a machine with TensorFlow. The command line is ``command_line.cli_main``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from keraszoo.config import TrainConfig
+from keraszoo.data.metadata import DatasetMetadata
+from keraszoo.errors import RunFolderConflict
+from keraszoo.models.classifier import ModelPair
+from keraszoo.training import run_folder, run_record
+from keraszoo.training.distribute import placement, precision, resolve_jit_compile, work_around_multiworker_build
+from keraszoo.training.resume import changed_fields, format_changes
+from keraszoo.training.trainer import compile_classifier, finish_run, seed_everything, train
+
+MODEL_FILE = "model.keras"  # the inference model, on any backend: `keraszoo export RUN_DIR` reads it
+
+ModelFactory = Callable[[TrainConfig, DatasetMetadata], "keras.Model | ModelPair"]
+
+
+@dataclass(frozen=True)
+class ClassificationData:
+    metadata: DatasetMetadata
+    train: object  # SplitData (tf.data) or ArraySplit (NumPy)
+    test: object
+
+
+def load_data(dataset: str, config: TrainConfig) -> ClassificationData:
+    """The config's train and test splits: from ``--data-pack`` when given (no TensorFlow needed),
+    else from the prepared TFDS ``dataset``."""
+    if config.data_pack:
+        from keraszoo.data.arrays import pack_metadata, read_pack_split
+
+        train, summary = read_pack_split(config.data_pack, config.train_split)
+        test, _ = read_pack_split(config.data_pack, config.test_split)
+        if summary.get("dataset") and summary["dataset"] != dataset:
+            raise ValueError(f"--data-pack {config.data_pack} holds {summary['dataset']}, this recipe trains on "
+                             f"{dataset}.")
+        return ClassificationData(pack_metadata(summary, config.data_pack, train.labels), train, test)
+    from keraszoo.data import dataset_metadata, read_split
+
+    return ClassificationData(
+        metadata=dataset_metadata(dataset, data_dir=config.data_dir),
+        train=read_split(dataset, config.train_split, data_dir=config.data_dir),
+        test=read_split(dataset, config.test_split, data_dir=config.data_dir),
+    )
+
+
+def run_classification(
+    config: TrainConfig,
+    *,
+    name: str,
+    data: ClassificationData,
+    build_model: ModelFactory,
+    callbacks: list[keras.callbacks.Callback] = (),
+    extra_metrics: dict | None = None,
+    after_training: Callable[[keras.Model, ClassificationData, Path], None] | None = None,
+) -> dict:
+    """Seeds, builds, trains (resuming if needed), saves and exports; returns the metrics.
+
+    ``name`` names the run (runs/<name>/seed<seed> by default) and the exported model
+    (unless ``--export-name``). ``build_model(config, metadata)`` runs after seeding: create
+    every model inside it, never before the call, or the initial weights will not follow
+    ``config.seed``. It returns one model, or a ``ModelPair`` whose inference model (no
+    augmentation) is the one saved and exported. ``extra_metrics`` join metrics.json;
+    ``after_training(model, data, output_dir)`` may add files (e.g. a plot) to the record.
+
+    Models are built inside the config's placement (tf.distribute strategy or JAX
+    DataParallel) and precision policy. In a multi-worker run only the chief writes
+    ``output`` and exports; worker i keeps its own record in ``output/worker<i>``.
+    """
+    where = placement(config.strategy)
+    output_dir = Path(config.output or Path("runs") / name / f"seed{config.seed}")
+    if not where.is_chief:
+        output_dir = output_dir / f"worker{where.task_index}"
+    export_name = config.export_name or name
+    exports = config.export and where.is_chief and keras.backend.backend() == "tensorflow"
+    # Everything the run will write to is checked before a step is trained.
+    marker = run_folder.claim(output_dir, name)
+    if exports:
+        run_folder.check_export_dir(config.export_dir)
+    if marker.get("finished") and not config.restart:
+        return _finished_run(config, output_dir, marker)
+    seed_everything(config.seed, deterministic=config.deterministic)
+    with precision(config.mixed_precision), where.scope():
+        policy = keras.config.dtype_policy().name
+        built = build_model(config, data.metadata)
+        pair = built if isinstance(built, ModelPair) else ModelPair(built, built)
+        if not pair.training.compiled:
+            compile_classifier(pair.training, config)
+    if config.strategy == "multiworker":
+        work_around_multiworker_build(pair.training, where.strategy)
+    metadata = data.metadata
+    result = train(
+        pair.training, train_data=data.train, test_data=data.test, config=config, output_dir=output_dir,
+        title=f"{name} - {metadata.name} {data.train.split}, seed {config.seed} ({keras.backend.backend()})",
+        callbacks=list(callbacks), num_classes=metadata.num_classes, run_name=name,
+        extra_metrics={
+            "recipe": name,
+            "dataset": f"{metadata.name}:{metadata.version}",
+            "class_names": list(metadata.class_names),
+            "num_params": pair.training.count_params(),
+            "distribution": where.describe(),
+            "dtype_policy": policy,
+            "jit_compile": resolve_jit_compile(config.jit_compile),
+            "export_name": export_name,
+            **(extra_metrics or {}),
+        },
+    )
+    metrics = result.metrics
+    if after_training is not None:
+        after_training(pair.training, data, output_dir)
+    if where.is_chief:
+        _save_model(pair.inference, output_dir / MODEL_FILE)
+    version_dir = None
+    if exports:
+        version_dir = _export(pair.inference, output_dir, config.export_dir, export_name, result.run_marker)
+        metrics["saved_model"] = str(version_dir)
+    elif config.export and where.is_chief:
+        print(f"Keras's {keras.backend.backend()} backend cannot write a SavedModel: on a machine with TensorFlow, "
+              f"run `keraszoo export {output_dir}` to export {output_dir / MODEL_FILE}.")
+    finish_run(output_dir, result.run_marker if where.is_chief else None, str(version_dir) if version_dir else None)
+    print(
+        f"Test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f} after "
+        f"{metrics['epochs']} epochs ({metrics['wall_time_s']:.0f} s). Run record: {output_dir}"
+    )
+    return {**metrics, "output_dir": str(output_dir)}
+
+
+def _save_model(model: keras.Model, path: Path) -> None:
+    """``model.keras``, written beside and renamed into place: a kill leaves the old file or the new one."""
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def _export(model, output_dir: Path, export_dir: str, export_name: str, marker: dict) -> Path:
+    from keraszoo.export import export_classifier, find_exported_run
+
+    # A run killed after publishing its version but before marking itself finished: not exported twice.
+    version_dir = find_exported_run(export_dir, export_name, marker.get("run_id"))
+    if version_dir is not None:
+        print(f"This run exported {version_dir} already; not exporting it again.")
+        return version_dir
+    version_dir = export_classifier(model, export_dir=export_dir, name=export_name, run_record_dir=output_dir)
+    print(f"Exported SavedModel: {version_dir}")
+    return version_dir
+
+
+def export_run(run_dir: str | os.PathLike, *, export_dir: str = "saved_models", name: str | None = None) -> Path:
+    """Exports a finished run's ``model.keras`` as a SavedModel (needs TensorFlow), once per run."""
+    run_dir = Path(run_dir)
+    marker = run_folder.read_marker(run_dir)
+    if marker is None or not (run_dir / MODEL_FILE).is_file():
+        raise RunFolderConflict(f"{run_dir} is not a finished keraszoo run folder (no {run_folder.MARKER_FILE} and "
+                                f"{MODEL_FILE}): train it to the end first.")
+    if not marker.get("finished"):
+        raise RunFolderConflict(f"{run_dir} holds an unfinished run: resume it with the same command first.")
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError("exporting a SavedModel needs Keras's TensorFlow backend: run with KERAS_BACKEND=tensorflow.")
+    import keraszoo.models  # noqa: F401 - registers keraszoo's layers for deserialisation
+
+    metrics = run_record.read_json(run_dir / run_record.METRICS_FILE)
+    name = name or metrics.get("export_name") or marker.get("recipe")
+    run_folder.check_export_dir(export_dir)
+    model = keras.models.load_model(run_dir / MODEL_FILE, compile=False)
+    version_dir = _export(model, run_dir, export_dir, name, marker)
+    run_folder.mark_finished(run_dir, marker, str(version_dir))
+    return version_dir
+
+
+def _finished_run(config: TrainConfig, output_dir: Path, marker: dict) -> dict:
+    """A rerun of a finished run's command: nothing to do but say where its results are."""
+    try:
+        saved = run_record.read_json(output_dir / run_record.CONFIG_FILE)
+        metrics = run_record.read_json(output_dir / run_record.METRICS_FILE)
+    except (OSError, ValueError):
+        raise RunFolderConflict(f"{output_dir} holds a finished run whose config.json or metrics.json is missing or "
+                                "unreadable: pass --restart to train it again, or choose another --output.") from None
+    diffs = changed_fields(saved, config.to_dict())
+    if saved.get("epochs") != config.epochs:
+        diffs["epochs"] = (saved.get("epochs"), config.epochs)
+    if diffs:
+        raise RunFolderConflict(f"{output_dir} holds a finished run with other options ({format_changes(diffs)}): "
+                                "choose another --output, or pass --restart to replace it.")
+    finish_run(output_dir)  # a kill after the run was marked finished may have left its checkpoint
+    where = f"; its model is {marker['saved_model']}" if marker.get("saved_model") else ""
+    print(f"The run in {output_dir} finished already (test accuracy {metrics['test_accuracy']:.4f}){where}. "
+          "Nothing to do; pass --restart to train it again.")
+    saved_model = {"saved_model": marker["saved_model"]} if marker.get("saved_model") else {}
+    return {**metrics, **saved_model, "output_dir": str(output_dir)}

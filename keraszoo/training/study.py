@@ -1,0 +1,242 @@
+"""One study runner: a grid of recipe options x seeds -> runs -> records -> Markdown tables and figures.
+
+A study script names its recipe, its grid (``{group: {option: value}}``) and what it
+reports; this module does the rest, the same way for every study:
+
+- each (group, seed) trains with the recipe's ``main`` into ``--runs/<group>-seed<seed>/``.
+  Runs are resumable and a finished run is a no-op (``keraszoo.training.run_folder``), so
+  the same command after a kill goes on where it stopped;
+- ``--jobs N`` trains N runs at once, each in its own process (its log in ``--runs/<group>-seed<seed>.log``);
+- each finished run's small record (config, history, metrics, curves) is copied to
+  ``--records/<group>-seed<seed>/``, the files committed under docs/records;
+- ``load_records`` reads them back, ``summary_table`` and ``mean_std`` tabulate groups
+  over seeds, ``plot_groups`` draws one curve per run, coloured by group.
+
+``python -m keraszoo.training.study MODULE:CONFIG JSON`` is one run of a ``--jobs`` study.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from keraszoo.training.command_line import add_distribution_arguments, distribution_options, guarded
+
+RECORD_FILES = ("config.json", "history.csv", "metrics.json", "curves.png")
+
+
+@dataclass(frozen=True)
+class Run:
+    group: str  # the grid point, e.g. "batchnorm" or "h64-p7-l6"
+    seed: int
+    options: dict
+
+    @property
+    def name(self) -> str:
+        return f"{self.group}-seed{self.seed}"
+
+
+@dataclass
+class Record:
+    """A finished run's record, read back from its files."""
+
+    name: str
+    group: str
+    seed: int
+    config: dict
+    metrics: dict
+    history: list[dict]
+
+
+def study_parser(description: str, *, runs: str, records: str, epochs: int, seeds=(0, 1)) -> argparse.ArgumentParser:
+    """The options every study shares; a study adds its own (e.g. which grid points) before parsing."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     allow_abbrev=False)
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(seeds), help="seeds (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=epochs, help="epochs of every run (default: %(default)s)")
+    parser.add_argument("--train-split", help="training split of every run (default: the recipe's)")
+    parser.add_argument("--data-dir", help="TFDS data_dir (default: $TFDS_DATA_DIR)")
+    parser.add_argument("--data-pack", help="compact pack to read instead of TFDS (keraszoo pack), e.g. on JAX")
+    parser.add_argument("--runs", default=runs, help="run folders (default: %(default)s)")
+    parser.add_argument("--records", default=records, help="where the small records are copied (default: %(default)s)")
+    parser.add_argument("--figures", default="docs/images", help="figure folder (default: %(default)s)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at once, each in its own process (default: 1)")
+    parser.add_argument("--report-only", action="store_true", help="train nothing: report the records there are")
+    add_distribution_arguments(parser)
+    return parser
+
+
+def plan(grid: dict[str, dict], seeds: Sequence[int]) -> list[Run]:
+    """Seed-major, so that a study cut short has every grid point once before any twice."""
+    return [Run(group, seed, options) for seed in seeds for group, options in grid.items()]
+
+
+def run_study(args: argparse.Namespace, *, config_class: type, main: Callable, grid: dict[str, dict],
+              fixed: dict | None = None) -> int:
+    """Trains every run of ``grid`` x ``args.seeds`` that has not finished and copies the records.
+
+    ``fixed`` options apply to every run; a grid point's own options win over them. Returns 0, or 1
+    when a run failed (the others still ran; each failure is named).
+    """
+    if args.epochs < 1 or args.jobs < 1:
+        raise SystemExit("error: --epochs and --jobs must be >= 1.")
+    common = {key: value for key, value in {
+        "epochs": args.epochs, "train_split": args.train_split, "data_dir": args.data_dir,
+        "data_pack": args.data_pack, "export": False, "verbose": "2", **distribution_options(args),
+    }.items() if value is not None}
+    runs = plan(grid, args.seeds)
+    configs = {}
+    for run in runs:  # every config is checked before the first run trains
+        try:
+            configs[run.name] = config_class(**{**common, **(fixed or {}), **run.options, "seed": run.seed,
+                                                "output": str(Path(args.runs) / run.name)})
+        except ValueError as error:
+            raise SystemExit(f"error: {run.name}: {error}") from None
+    failed = _run_in_process(runs, configs, main) if args.jobs == 1 else _run_in_processes(runs, configs, args.jobs)
+    for run in runs:
+        if run.name not in failed:
+            copy_record(Path(args.runs) / run.name, Path(args.records) / run.name)
+    if failed:
+        print(f"failed: {', '.join(failed)} (see the messages above, or <run>.log with --jobs); rerun the same command to "
+              "retry them, the others are skipped.", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _run_in_process(runs: list[Run], configs: dict, main: Callable) -> list[str]:
+    failed = []
+    for index, run in enumerate(runs, 1):
+        print(f"== [{index}/{len(runs)}] {run.name} -> {configs[run.name].output}", flush=True)
+        if guarded(lambda: main(configs[run.name]), strategy=configs[run.name].strategy):
+            failed.append(run.name)
+    return failed
+
+
+def _run_in_processes(runs: list[Run], configs: dict, jobs: int) -> list[str]:
+    """One process per run: separate Keras states and seeds; a GPU interleaves their small kernels."""
+    env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # JAX takes 75 % per process
+    pending, running, failed = list(runs), {}, []
+    while pending or running:
+        while pending and len(running) < jobs:
+            run = pending.pop(0)
+            config = configs[run.name]
+            log_path = Path(config.output).with_suffix(".log")  # beside the run folder: only the run writes in it
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            log = open(log_path, "a")
+            target = f"{type(config).__module__}:{type(config).__qualname__}"
+            command = [sys.executable, "-m", "keraszoo.training.study", target, json.dumps(config.to_dict())]
+            running[run.name] = (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env), log)
+            print(f"started {run.name} -> {config.output} (log: {log_path})", flush=True)
+        time.sleep(1)
+        for name, (process, log) in list(running.items()):
+            if process.poll() is not None:
+                log.close()
+                del running[name]
+                print(f"finished {name}: exit {process.returncode}", flush=True)
+                if process.returncode:
+                    failed.append(name)
+    return failed
+
+
+def copy_record(run_dir: Path, record_dir: Path) -> None:
+    """The run's small record files (and the figures it drew) into ``record_dir``."""
+    record_dir.mkdir(parents=True, exist_ok=True)
+    for path in run_dir.iterdir():
+        if path.name in RECORD_FILES or (path.suffix == ".png" and path.is_file()):
+            shutil.copy(path, record_dir / path.name)
+
+
+def load_records(folder: str | Path, pattern: str = "*-seed*") -> list[Record]:
+    """Every record under ``folder``, sorted by name; group and seed come from the folder name."""
+    from keraszoo.training.run_record import read_history, read_json
+
+    records = []
+    for path in sorted(Path(folder).glob(pattern)):
+        if not (path / "metrics.json").is_file():
+            continue
+        group, seed = path.name.rsplit("-seed", 1)
+        records.append(Record(name=path.name, group=group, seed=int(seed), config=read_json(path / "config.json"),
+                              metrics=read_json(path / "metrics.json"), history=read_history(path / "history.csv")))
+    return records
+
+
+def by_group(records: list[Record]) -> dict[str, list[Record]]:
+    groups: dict[str, list[Record]] = {}
+    for record in records:
+        groups.setdefault(record.group, []).append(record)
+    return groups
+
+
+def mean_std(values, *, scale: float = 100.0, digits: int = 2) -> str:
+    """"mean ± std" over seeds (sample std), or "value (1 seed)"."""
+    values = [scale * v for v in values]
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f} (1 seed)"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def summary_table(groups: dict[str, list[Record]], order: Sequence[str], columns: dict[str, Callable],
+                  *, first: str = "run", label: Callable[[str], str] = str) -> str:
+    """A Markdown table: a row per group in ``order`` (those without records say so), first the
+    group's ``label``, then a column per ``{header: function(list of the group's records) -> text}``."""
+    lines = [f"| {first} | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for group in order:
+        if group not in groups:
+            lines.append(f"| {label(group)} | not run yet |" + " |" * (len(columns) - 1))
+            continue
+        lines.append(f"| {label(group)} | " + " | ".join(str(f(groups[group])) for f in columns.values()) + " |")
+    return "\n".join(lines)
+
+
+def seeds_of(records: list[Record]) -> str:
+    return ", ".join(str(r.seed) for r in records)
+
+
+def plot_groups(groups: dict[str, list[Record]], path: str | Path, *, title: str,
+                metrics=("val_accuracy", "val_loss"), label: Callable[[str], str] = str,
+                with_train: bool = False) -> None:
+    """One panel per metric against the epoch: a colour per group, a line per seed. With
+    ``with_train``, ``metrics`` are base names ("loss") and each panel has the test curve (solid)
+    and the training curve (dashed), so the gap between them shows."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from keraszoo.training.run_record import save_figure
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 4))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for (group, records), color in zip(groups.items(), colors * 4):
+        for i, record in enumerate(records):
+            epochs = [row["epoch"] for row in record.history]
+            for ax, metric in zip(axes, metrics):
+                curves = [(f"val_{metric}", "-", "test, "), (metric, "--", "train, ")] if with_train else [(metric, "-", "")]
+                for key, style, prefix in curves:
+                    ax.plot(epochs, [row[key] for row in record.history], style, marker="o", ms=3, color=color,
+                            alpha=0.85, label=f"{prefix}{label(group)}" if i == 0 else None)
+    names = {"val_accuracy": "test accuracy", "val_loss": "test loss", "accuracy": "train accuracy", "loss": "train loss"}
+    what = (lambda m: f"{m} (solid: test, dashed: train)") if with_train else (lambda m: names.get(m, m))
+    save_figure(fig, axes, [f"{title}: {what(m)}" for m in metrics], path)
+
+
+def _worker(argv: list[str]) -> int:
+    """One run of a --jobs study: ``MODULE:CONFIG`` and the config as JSON."""
+    target, config_json = argv
+    module_name, class_name = target.split(":")
+    module = importlib.import_module(module_name)
+    config = getattr(module, class_name).from_dict(json.loads(config_json))
+    return guarded(lambda: module.main(config), strategy=config.strategy)
+
+
+if __name__ == "__main__":
+    sys.exit(_worker(sys.argv[1:]))
