@@ -2,7 +2,8 @@
 
 ``config.json`` (what was asked), ``history.csv`` (one row per epoch),
 ``curves.png`` (train vs test loss and accuracy, one figure like the course's),
-``metrics.json`` (final numbers, seed, wall time, library versions, hardware).
+``metrics.json`` (final numbers, seed, wall time, library versions, hardware), and
+``model.keras`` (the inference model, written when training ends).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.csv"
 CURVES_FILE = "curves.png"
 METRICS_FILE = "metrics.json"
-RECORD_FILES = (CONFIG_FILE, HISTORY_FILE, CURVES_FILE, METRICS_FILE)
+MODEL_FILE = "model.keras"  # the trained inference model, on any backend: `keraszoo export RUN_DIR` reads it
+RECORD_FILES = (CONFIG_FILE, HISTORY_FILE, CURVES_FILE, METRICS_FILE, MODEL_FILE)
 
 
 def write_json(path: Path, data: dict) -> None:

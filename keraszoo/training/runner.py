@@ -2,10 +2,10 @@
 
 A recipe is a config class and a ``main(config)`` that reads its data (``load_data``),
 builds its models (a ``ModelPair`` from ``keraszoo.models.build_classifier_pair``, or one
-model) and calls ``run_classification``; ``cli_main`` adds the command line. On any Keras
-backend the run folder gets the run record and ``model.keras``, the inference model; on
-TensorFlow the run also exports it as a SavedModel, elsewhere ``keraszoo export RUN_DIR``
-does that later on a machine with TensorFlow. The command line is ``command_line.cli_main``.
+model) and calls ``run_classification``; ``command_line.cli_main`` adds the command line. On
+any Keras backend the run folder gets the run record and ``model.keras``, the inference model;
+on TensorFlow the run also exports it as a SavedModel, elsewhere ``keraszoo export RUN_DIR``
+does that later on a machine with TensorFlow.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from keraszoo.training.distribute import placement, precision, resolve_jit_compi
 from keraszoo.training.resume import changed_fields, format_changes
 from keraszoo.training.trainer import compile_classifier, finish_run, seed_everything, train
 
-MODEL_FILE = "model.keras"  # the inference model, on any backend: `keraszoo export RUN_DIR` reads it
+MODEL_FILE = run_record.MODEL_FILE
 
 ModelFactory = Callable[[TrainConfig, DatasetMetadata], "keras.Model | ModelPair"]
 

@@ -30,9 +30,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from keraszoo.training import run_record
 from keraszoo.training.command_line import add_distribution_arguments, distribution_options, guarded
 
-RECORD_FILES = ("config.json", "history.csv", "metrics.json", "curves.png")
+# The small files of a run record, what docs/records keeps (not the model).
+SMALL_RECORD_FILES = (run_record.CONFIG_FILE, run_record.HISTORY_FILE, run_record.METRICS_FILE, run_record.CURVES_FILE)
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,7 @@ def copy_record(run_dir: Path, record_dir: Path) -> None:
     """The run's small record files (and the figures it drew) into ``record_dir``."""
     record_dir.mkdir(parents=True, exist_ok=True)
     for path in run_dir.iterdir():
-        if path.name in RECORD_FILES or (path.suffix == ".png" and path.is_file()):
+        if path.name in SMALL_RECORD_FILES or (path.suffix == ".png" and path.is_file()):
             shutil.copy(path, record_dir / path.name)
 
 
