@@ -243,7 +243,6 @@ def _chance_level(model, args) -> dict:
 def _serve(args) -> int:
     import dataclasses
 
-    from keraszoo.serving.app import serve
     from keraszoo.serving.config import ServingConfig
 
     try:
@@ -255,6 +254,8 @@ def _serve(args) -> int:
         print(f"error: {config.model_root} is not a folder; export a model first "
               "(./run.sh quickstart) or pass the folder that holds <name>/<version>/.", file=sys.stderr)
         return 2
+    from keraszoo.serving.app import serve  # TensorFlow loads here, after the options are checked
+
     serve(config)
     return 0
 
