@@ -69,8 +69,8 @@ def _export(args) -> int:
     from keraszoo.training.command_line import guarded
     from keraszoo.training.runner import export_run
 
-    return guarded(lambda: print(f"Exported SavedModel: "
-                                 f"{export_run(args.run_dir, export_dir=args.export_dir, name=args.export_name)}"))
+    # export_run says what it did: exported, or found the version this run exported before.
+    return guarded(lambda: export_run(args.run_dir, export_dir=args.export_dir, name=args.export_name))
 
 
 def _show(args) -> int:
