@@ -32,6 +32,7 @@ STUDIES = [
 def parse_args(argv=None):
     from keraszoo.training.study import study_parser
 
+    # epochs=None: each study's own (20 on circles, 5 or 3 on MNIST) unless --epochs says otherwise.
     parser = study_parser(__doc__, runs="runs/mlp_study", records="docs/records/mlp_study", epochs=None, seeds=(0,))
     parser.add_argument("--only", choices=["circles", "mnist"], help="run one dataset's studies")
     return parser.parse_args(argv)

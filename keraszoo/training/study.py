@@ -87,10 +87,11 @@ def run_study(args: argparse.Namespace, *, config_class: type, main: Callable, g
               fixed: dict | None = None) -> int:
     """Trains every run of ``grid`` x ``args.seeds`` that has not finished and copies the records.
 
-    ``fixed`` options apply to every run; a grid point's own options win over them. Returns 0, or 1
-    when a run failed (the others still ran; each failure is named).
+    ``fixed`` options apply to every run; a grid point's own options win over them, and the command
+    line's (--epochs, --train-split, ...) over both. Returns 0, or 1 when a run failed (the others
+    still ran; each failure is named).
     """
-    if args.epochs < 1 or args.jobs < 1:
+    if (args.epochs is not None and args.epochs < 1) or args.jobs < 1:
         raise SystemExit("error: --epochs and --jobs must be >= 1.")
     common = {key: value for key, value in {
         "epochs": args.epochs, "train_split": args.train_split, "data_dir": args.data_dir,
@@ -100,7 +101,7 @@ def run_study(args: argparse.Namespace, *, config_class: type, main: Callable, g
     configs = {}
     for run in runs:  # every config is checked before the first run trains
         try:
-            configs[run.name] = config_class(**{**common, **(fixed or {}), **run.options, "seed": run.seed,
+            configs[run.name] = config_class(**{**(fixed or {}), **run.options, **common, "seed": run.seed,
                                                 "output": str(Path(args.runs) / run.name)})
         except ValueError as error:
             raise SystemExit(f"error: {run.name}: {error}") from None
@@ -131,7 +132,7 @@ def _run_in_processes(runs: list[Run], configs: dict, jobs: int) -> list[str]:
         while pending and len(running) < jobs:
             run = pending.pop(0)
             config = configs[run.name]
-            log_path = Path(config.output).with_suffix(".log")  # beside the run folder: only the run writes in it
+            log_path = Path(f"{config.output}.log")  # beside the run folder: only the run writes in it
             log_path.parent.mkdir(parents=True, exist_ok=True)
             log = open(log_path, "a")
             target = f"{type(config).__module__}:{type(config).__qualname__}"
