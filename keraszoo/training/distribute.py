@@ -39,7 +39,10 @@ class Placement:
     distribution: object = None  # keras.distribution.Distribution (JAX)
 
     def scope(self):
-        """Build and compile models inside this (tf.distribute needs it; keras.distribution is global)."""
+        """Build and compile models inside this. tf.distribute needs the scope; keras.distribution is a
+        global setting, made this placement's here (a process may run a mirrored run, then a default one)."""
+        if self.strategy is None and backend() == "jax":
+            keras.distribution.set_distribution(self.distribution)
         return self.strategy.scope() if self.strategy is not None else nullcontext()
 
     @property
@@ -116,9 +119,8 @@ def _keras_placement(name: str) -> Placement:
     if name == "default":
         return Placement(name)
     if name == "mirrored" and backend() == "jax":
-        distribution = keras.distribution.DataParallel(devices=keras.distribution.list_devices())
-        keras.distribution.set_distribution(distribution)  # before any model is built
-        return Placement(name, distribution=distribution)
+        # Set globally by Placement.scope(), before the run's models are built.
+        return Placement(name, distribution=keras.distribution.DataParallel(devices=keras.distribution.list_devices()))
     raise ValueError(f"--strategy {name} is not available on Keras's {backend()} backend: mirrored runs on "
                      "TensorFlow and JAX, multiworker on TensorFlow (set KERAS_BACKEND).")
 
