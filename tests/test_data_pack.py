@@ -73,3 +73,21 @@ def test_pack_splits_come_back_as_tfds_gives_them_with_the_datasets_names(data_d
         read_pack_split(tmp_path, "train")
     with pytest.raises(ValueError, match="empty"):
         read_pack_split(tmp_path, "test[64:]")
+
+
+def test_a_damaged_pack_or_run_model_is_one_clear_error(tmp_path):
+    from keraszoo.errors import RunFolderConflict
+    from keraszoo.training.run_folder import mark_finished, new_marker
+    from keraszoo.training.runner import export_run
+
+    (tmp_path / "train.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="not a readable keraszoo pack.*keraszoo pack --out"):
+        read_pack_split(tmp_path, "train[:10]")
+    run = tmp_path / "run"
+    run.mkdir()
+    mark_finished(run, new_marker("cifar10_cnn"), None)
+    (run / "metrics.json").write_text("{}")
+    (run / "model.keras").write_bytes(b"truncated")
+    with pytest.raises(RunFolderConflict, match="model.keras is damaged.*--restart"):
+        export_run(run, export_dir=str(tmp_path / "models"))
+    assert not (tmp_path / "models").exists()

@@ -21,7 +21,7 @@ def test_grid_times_seeds_runs_in_processes_then_rerun_skips_what_finished(tmp_p
     records = load_records(args.records)
     assert [r.name for r in records] == ["lr-0.1-seed0", "lr-0.1-seed1"]
     assert all(len(r.history) == 2 and r.config["learning_rate"] == 0.1 for r in records)
-    assert records[0].metrics["test_accuracy"] != records[1].metrics["test_accuracy"]  # two seeds, two runs
+    assert records[0].history[0]["loss"] != records[1].history[0]["loss"]  # two seeds, two runs
     assert (tmp_path / "runs" / "lr-0.1-seed1.log").is_file()  # each process's own log, beside its run folder
     groups = by_group(records)
     table = summary_table(groups, ["lr-0.1", "lr-10"], {

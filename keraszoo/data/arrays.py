@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,9 +97,22 @@ def read_pack_split(pack_dir: str | Path, split: str) -> tuple[ArraySplit, dict]
         raise DatasetNotFoundError(
             f"--data-pack {pack_dir} has no {name}.npz (it holds: {', '.join(found) or 'nothing'}); make one where "
             f"TensorFlow is: keraszoo pack --dataset cifar10 --out {pack_dir}")
-    images, labels, summary = read_pack(path)
-    _, start, end = slice_bounds(split, len(labels))
-    return ArraySplit(images[start:end], labels[start:end].astype("int32"), split), summary
+    def damaged(error):
+        return ValueError(f"{path} is not a readable keraszoo pack ({type(error).__name__}: {error}); make it again "
+                          f"where TensorFlow is: keraszoo pack --out {pack_dir}")
+
+    unreadable = (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError)  # np.load's and PIL's ways to fail
+    try:
+        with np.load(path) as pack:
+            size = len(pack["labels"])
+    except unreadable as error:
+        raise damaged(error) from None
+    _, start, end = slice_bounds(split, size)
+    try:
+        images, labels, summary = read_pack(path, start, end)  # decodes the slice only
+    except unreadable as error:
+        raise damaged(error) from None
+    return ArraySplit(images, labels.astype("int32"), split), summary
 
 
 def pack_metadata(summary: dict, pack_dir: str | Path, labels: np.ndarray) -> DatasetMetadata:

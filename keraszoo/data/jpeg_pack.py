@@ -82,8 +82,9 @@ def write_pack(path: str | Path, images: np.ndarray, labels: np.ndarray, *, qual
     return summary
 
 
-def read_pack(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(images (N, H, W, 3) uint8, labels (N,) int64, summary) of a pack written by ``write_pack``."""
+def read_pack(path: str | Path, start: int = 0, end: int | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(images (n, H, W, 3) uint8, labels (n,) int64, summary) of examples ``start:end`` of a pack written by
+    ``write_pack`` (all by default); only those are decoded. The summary's ``count`` is the whole pack's."""
     with np.load(path) as pack:
         header, scans, offsets = pack["header"].tobytes(), pack["scans"].tobytes(), pack["offsets"]
         labels, shape = pack["labels"], tuple(int(n) for n in pack["shape"])
@@ -92,10 +93,11 @@ def read_pack(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
         summary = {**text, "class_names": names, "count": len(labels),
                    "shape": list(shape), "quality": int(pack["quality"]),
                    "mean_abs_difference": float(pack["mean_abs_difference"])}
-    images = np.empty((len(labels), *shape), np.uint8)
-    for i in range(len(labels)):
-        images[i] = _decode(header + scans[offsets[i]:offsets[i + 1]] + _EOI)
-    return images, labels, summary
+    indices = range(len(labels))[start:end]
+    images = np.empty((len(indices), *shape), np.uint8)
+    for row, i in enumerate(indices):
+        images[row] = _decode(header + scans[offsets[i]:offsets[i + 1]] + _EOI)
+    return images, labels[start:end], summary
 
 
 def pack_tfds(dataset: str, splits: list[str], out: str | Path, *, data_dir: str | None = None) -> list[dict]:

@@ -173,10 +173,15 @@ def export_run(run_dir: str | os.PathLike, *, export_dir: str = "saved_models", 
         raise ValueError("exporting a SavedModel needs Keras's TensorFlow backend: run with KERAS_BACKEND=tensorflow.")
     import keraszoo.models  # noqa: F401 - registers keraszoo's layers for deserialisation
 
-    metrics = run_record.read_json(run_dir / run_record.METRICS_FILE)
+    try:
+        metrics = run_record.read_json(run_dir / run_record.METRICS_FILE)
+        model = keras.models.load_model(run_dir / MODEL_FILE, compile=False)
+    except Exception as error:  # noqa: BLE001 - zip, HDF5, JSON and Keras errors all mean "damaged"
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise RunFolderConflict(f"{run_dir}'s metrics.json or {MODEL_FILE} is damaged ({type(error).__name__}: "
+                                f"{first}): train the run again with --restart.") from None
     name = name or metrics.get("export_name") or marker.get("recipe")
     run_folder.check_export_dir(export_dir)
-    model = keras.models.load_model(run_dir / MODEL_FILE, compile=False)
     version_dir = _export(model, run_dir, export_dir, name, marker)
     run_folder.mark_finished(run_dir, marker, str(version_dir))
     return version_dir
