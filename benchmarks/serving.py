@@ -1,26 +1,32 @@
 #!/usr/bin/env python
-"""Serving benchmark: latency and throughput of `keraszoo serve` against in-process calls.
+"""Serving benchmark: latency and throughput of `keraszoo serve` against calling the model in process.
 
-Starts `keraszoo serve` in a subprocess on a free loopback port (batching on, then
-off), sends one-image predict requests (row format, JSON) from 1, 8 and 64 client
-threads, and reports p50/p99 latency and requests/s; the in-process rows call the
-SavedModel's serving function directly in this process. Every request loop is
-bounded in count and time and only talks to 127.0.0.1.
+Starts `keraszoo serve` subprocesses on free loopback ports (batching on, batching off and,
+with --baseline-tree, an older checkout of keraszoo), then, for each concurrency level,
+alternates between the modes for --rounds rounds so that every mode sees the same machine
+state: one-image predict requests (row format, a JSON pixel list, 16 KB) from N client
+threads, each with its own keep-alive connection, the body encoded once beforehand (the
+client's JSON encoding is timed apart). The in-process mode calls the SavedModel's serving
+function in this process. Prints p50/p99 latency and requests/s, and the p50 overhead of
+HTTP over in-process at each level; writes a JSON record with the CPU model and flags.
 
 examples:
   python benchmarks/serving.py                                   # newest saved_models/cifar10_cnn
-  python benchmarks/serving.py --model-root saved_models --model cifar10_cnn --requests 400
+  python benchmarks/serving.py --requests 400 --concurrency 1 64
+  git worktree add /tmp/before <commit>; python benchmarks/serving.py --baseline-tree /tmp/before \\
+      --baseline-block httptools uvloop   # the older server as it ran before those were installed
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
-import platform
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -36,8 +42,12 @@ def parse_args(argv=None):
     parser.add_argument("--model-root", default="saved_models", help="folder served (default: %(default)s)")
     parser.add_argument("--model", default="cifar10_cnn", help="model name (default: %(default)s)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
-    parser.add_argument("--requests", type=int, default=640, help="requests per level (default: %(default)s)")
-    parser.add_argument("--max-seconds", type=float, default=60, help="time cap per level (default: %(default)s)")
+    parser.add_argument("--requests", type=int, default=640, help="requests per mode, level and round (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternations of the modes per level (default: %(default)s)")
+    parser.add_argument("--max-seconds", type=float, default=60, help="time cap per mode, level and round (default: %(default)s)")
+    parser.add_argument("--baseline-tree", help="a checkout of an older keraszoo whose server is measured too")
+    parser.add_argument("--baseline-block", nargs="*", default=[],
+                        help="modules hidden from the baseline server (e.g. httptools uvloop: uvicorn then uses h11/asyncio)")
     parser.add_argument("--output", default="docs/records/serving_benchmark.json")
     return parser.parse_args(argv)
 
@@ -54,12 +64,12 @@ def _summary(latencies: list[float], seconds: float) -> dict:
             "p99_ms": round(float(np.percentile(ms, 99)), 2), "requests_per_s": round(len(ms) / seconds, 1)}
 
 
-def _load(call, concurrency: int, requests: int, max_seconds: float) -> dict:
-    """``requests`` calls spread over ``concurrency`` threads, stopping early at ``max_seconds``."""
+def _load(make_call, concurrency: int, requests: int, max_seconds: float) -> tuple[list[float], float]:
+    """``requests`` calls spread over ``concurrency`` threads (one ``make_call()`` each), stopped at ``max_seconds``."""
     stop_at = time.perf_counter() + max_seconds
 
     def worker(count):
-        latencies = []
+        call, latencies = make_call(), []
         for _ in range(count):
             if time.perf_counter() > stop_at:
                 break
@@ -72,25 +82,50 @@ def _load(call, concurrency: int, requests: int, max_seconds: float) -> dict:
     start = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         latencies = [lat for part in pool.map(worker, shares) for lat in part]
-    return _summary(latencies, time.perf_counter() - start)
+    return latencies, time.perf_counter() - start
 
 
-def _server(root: str, model: str, port: int, batching: bool):
-    command = [sys.executable, "-m", "keraszoo", "serve", root, "--port", str(port)]
-    if not batching:
-        command.append("--no-batching")
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _blocker_dir(modules: list[str]) -> str:
+    """A folder of modules that fail to import: first on PYTHONPATH, it hides the installed ones."""
+    folder = tempfile.mkdtemp(prefix="serving-bench-block-")
+    for name in modules:
+        Path(folder, f"{name}.py").write_text(f"raise ImportError('{name} hidden by benchmarks/serving.py')\n")
+    return folder
+
+
+def start_server(root: str, model: str, *extra: str, tree: str | None = None, block=()) -> tuple[subprocess.Popen, int]:
+    port = _free_port()
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    paths = ([_blocker_dir(list(block))] if block else []) + ([str(Path(tree).resolve())] if tree else [])
+    if paths:
+        env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")])
+    command = [sys.executable, "-m", "keraszoo", "serve", str(Path(root).resolve()), "--port", str(port), *extra]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                               cwd=tree or None)
     deadline = time.monotonic() + 120
     while True:  # until the model's status answers 200: up and loaded
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models/{model}", timeout=1)
-            break
+            return process, port
         except OSError:
             if time.monotonic() > deadline or process.poll() is not None:
                 process.kill()
-                raise RuntimeError("keraszoo serve did not start") from None
+                raise RuntimeError(f"keraszoo serve did not start: {' '.join(command)}") from None
             time.sleep(0.2)
-    return process
+
+
+def _http_call(port: int, path: str, body: bytes):
+    def make_call():
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+        def call():
+            connection.request("POST", path, body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"HTTP {response.status}")
+        return call
+    return make_call
 
 
 def main(args) -> int:
@@ -103,40 +138,57 @@ def main(args) -> int:
     serve = load_serving_fn(version_dir)
     image = np.random.default_rng(0).integers(0, 256, (1, *serve.structured_input_signature[1]["images"].shape[1:]),
                                               dtype=np.uint8)
-    body = json.dumps({"instances": image.tolist()}).encode()
-    results = {"model": str(version_dir), "environment": environment(), "rows": []}
-    serve(images=tf.constant(image))  # warm up
-    for concurrency in args.concurrency:
-        row = _load(lambda: serve(images=tf.constant(image)), concurrency, args.requests, args.max_seconds)
-        results["rows"].append({"mode": "in-process", "concurrency": concurrency, **row})
-        print(results["rows"][-1], flush=True)
-    for batching in (True, False):
-        port = _free_port()
-        process = _server(args.model_root, args.model, port, batching)
-        url = f"http://127.0.0.1:{port}/v1/models/{args.model}:predict"
-
-        def call():
-            request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-            with urllib.request.urlopen(request, timeout=60) as response:
-                response.read()
-
-        try:
+    pixels = image.tolist()
+    start = time.perf_counter()
+    for _ in range(200):
+        body = json.dumps({"instances": pixels}).encode()
+    encode_ms = (time.perf_counter() - start) / 200 * 1000
+    path = f"/v1/models/{args.model}:predict"
+    modes = {"in-process": lambda: (lambda: {k: v.numpy() for k, v in serve(images=tf.constant(image)).items()})}
+    servers = [("http, batching on", ()), ("http, batching off", ("--no-batching",))]
+    processes = []
+    try:
+        for name, extra in servers:
+            process, port = start_server(args.model_root, args.model, *extra)
+            processes.append(process)
+            modes[name] = _http_call(port, path, body)
+        if args.baseline_tree:
+            process, port = start_server(args.model_root, args.model, tree=args.baseline_tree, block=args.baseline_block)
+            processes.append(process)
+            modes["http, baseline tree"] = _http_call(port, path, body)
+        for make_call in modes.values():  # warm up: first traces, connections
+            call = make_call()
             for _ in range(20):
-                call()  # warm up: model load, first traces
-            for concurrency in args.concurrency:
-                row = _load(call, concurrency, args.requests, args.max_seconds)
-                results["rows"].append({"mode": "http, batching on" if batching else "http, batching off",
-                                        "concurrency": concurrency, **row})
-                print(results["rows"][-1], flush=True)
-        finally:
+                call()
+        rows = []
+        for concurrency in args.concurrency:
+            gathered = {name: ([], 0.0) for name in modes}
+            for _ in range(args.rounds):
+                for name, make_call in modes.items():
+                    latencies, seconds = _load(make_call, concurrency, args.requests, args.max_seconds)
+                    gathered[name] = (gathered[name][0] + latencies, gathered[name][1] + seconds)
+            for name, (latencies, seconds) in gathered.items():
+                rows.append({"mode": name, "concurrency": concurrency, **_summary(latencies, seconds)})
+                print(rows[-1], flush=True)
+    finally:
+        for process in processes:
             process.terminate()
             process.wait(timeout=30)
+    results = {"model": str(version_dir), "environment": environment(), "command": " ".join(sys.argv),
+               "client_json_encode_ms": round(encode_ms, 3), "request_bytes": len(body),
+               "baseline_tree": args.baseline_tree, "baseline_block": args.baseline_block, "rows": rows}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
     print("\n| mode | concurrency | p50 ms | p99 ms | requests/s |\n|---|---|---|---|---|")
-    for row in results["rows"]:
+    for row in rows:
         print(f"| {row['mode']} | {row['concurrency']} | {row['p50_ms']} | {row['p99_ms']} | {row['requests_per_s']} |")
-    print(f"\n{platform.platform()}, {results['environment']['cpu']}, {os.cpu_count()} CPUs")
+    in_process = {r["concurrency"]: r["p50_ms"] for r in rows if r["mode"] == "in-process"}
+    for row in rows:
+        if row["mode"] != "in-process" and row["concurrency"] == 1:
+            print(f"p50 overhead over in-process at concurrency 1, {row['mode']}: "
+                  f"{row['p50_ms'] - in_process[1]:.2f} ms")
+    print(f"client json.dumps of the request: {encode_ms:.2f} ms (not in the latencies above)")
+    print(f"{results['environment']['cpu']}, {os.cpu_count()} CPUs")
     return 0
 
 

@@ -243,7 +243,7 @@ def _chance_level(model, args) -> dict:
 def _serve(args) -> int:
     import dataclasses
 
-    from keraszoo.serving.config import ServingConfig
+    from keraszoo.serving.config import ServingConfig, listen
 
     try:
         config = ServingConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ServingConfig)})
@@ -254,9 +254,14 @@ def _serve(args) -> int:
         print(f"error: {config.model_root} is not a folder; export a model first "
               "(./run.sh quickstart) or pass the folder that holds <name>/<version>/.", file=sys.stderr)
         return 2
+    try:
+        sock = listen(config.host, config.port)  # a busy port is found before any model loads
+    except OSError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     from keraszoo.serving.app import serve  # TensorFlow loads here, after the options are checked
 
-    serve(config)
+    serve(config, sock)
     return 0
 
 

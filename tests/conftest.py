@@ -58,3 +58,54 @@ def short_cifar10_run(cifar10_recipe, data_dir, tmp_path_factory):
     )
     metrics = cifar10_recipe.main(config)
     return config, metrics
+
+
+@pytest.fixture(scope="session")
+def cnn_saved_models(tmp_path_factory) -> Path:
+    """A model root holding an untrained course CNN exported as cifar10_cnn/1 (uint8 32x32x3 in)."""
+    import keras
+
+    from keraszoo.export import export_classifier
+    from keraszoo.models import build_course_cnn, build_image_classifier, pixel_scaling
+
+    root = tmp_path_factory.mktemp("saved_models")
+    keras.utils.set_random_seed(0)
+    model = build_image_classifier(backbone=build_course_cnn(), image_shape=(32, 32, 3),
+                                   preprocessing=[pixel_scaling()], name="cifar10_cnn")
+    export_classifier(model, export_dir=root, name="cifar10_cnn")
+    return root
+
+
+@pytest.fixture(scope="module")
+def serve_in_thread():
+    """``start(config) -> (url, app)``: keraszoo serve's app on a free loopback port, in a thread, until
+    every model under the root has loaded; all stop when the module's tests are done."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from keraszoo.serving.app import create_app
+
+    running = []
+
+    def start(config):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        app = create_app(config)
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        running.append((server, thread))
+        deadline = time.monotonic() + 60
+        while not server.started or not app.state.repository.models():  # up, and the export has settled
+            assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{port}", app
+
+    yield start
+    for server, thread in running:
+        server.should_exit = True
+        thread.join(timeout=10)

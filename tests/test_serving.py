@@ -3,56 +3,30 @@
 import base64
 import json
 import shutil
-import socket
-import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import uvicorn
 
-from keraszoo.export import export_classifier, load_serving_fn
-from keraszoo.models import build_course_cnn, build_image_classifier, pixel_scaling
+from keraszoo.export import load_serving_fn
 from keraszoo.serving import Client, ServingError
-from keraszoo.serving.app import ServingConfig, create_app
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from keraszoo.serving.config import ServingConfig
 
 
 @pytest.fixture(scope="module")
-def model_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("saved_models")
-    keras.utils.set_random_seed(0)
-    model = build_image_classifier(backbone=build_course_cnn(), image_shape=(32, 32, 3),
-                                   preprocessing=[pixel_scaling()], name="cifar10_cnn")
-    export_classifier(model, export_dir=root, name="cifar10_cnn")
+def model_root(cnn_saved_models, tmp_path_factory):
+    root = tmp_path_factory.mktemp("served") / "saved_models"
+    shutil.copytree(cnn_saved_models, root)  # this module adds versions to it
     return root
 
 
 @pytest.fixture(scope="module")
-def server(model_root):
-    config = ServingConfig(model_root=str(model_root), max_body_bytes=2 * 2**20, max_instances=64,
-                           poll_interval_s=0.2, settle_s=0.3, max_batch_size=32, batch_timeout_ms=5)
-    port = _free_port()
-    app = create_app(config)
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not uv.started or not app.state.repository.models():  # up, and the export has settled
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", app
-    uv.should_exit = True
-    thread.join(timeout=10)
+def server(model_root, serve_in_thread):
+    return serve_in_thread(ServingConfig(model_root=str(model_root), max_body_bytes=2 * 2**20, max_instances=64,
+                                         poll_interval_s=0.2, settle_s=0.3, max_batch_size=32, batch_timeout_ms=5))
 
 
 def _images(n, seed=0):
@@ -112,10 +86,10 @@ def test_status_and_metadata_describe_the_signature(server):
     ("cifar10_cnn:predict", json.dumps({"instances": [[1, 2], [3]]}).encode(), 400, "ragged"),
     ("cifar10_cnn:predict", json.dumps({"instances": np.zeros((65, 32, 32, 3), int).tolist()}).encode(), 400, "limit is 64"),
     ("cifar10_cnn:predict", json.dumps({"instances": [[0]], "inputs": [[0]]}).encode(), 400, "exactly one"),
-    ("cifar10_cnn:predict", json.dumps({"signature_name": "nope", "instances": [[0]]}).encode(), 404, "nope"),
+    ("cifar10_cnn:predict", json.dumps({"signature_name": "nope", "instances": [[0]]}).encode(), 400, "nope"),
     ("resnet:predict", json.dumps({"instances": [[0]]}).encode(), 404, "resnet"),
     ("cifar10_cnn/versions/7:predict", json.dumps({"instances": [[0]]}).encode(), 404, "versions served: [1]"),
-    ("cifar10_cnn/versions/x:predict", json.dumps({"instances": [[0]]}).encode(), 400, "version must be a number"),
+    ("cifar10_cnn/versions/x:predict", json.dumps({"instances": [[0]]}).encode(), 400, "Malformed request"),
     ("cifar10_cnn:predict", b"[" + b"0," * 1_100_000 + b"0]", 413, "exceeds the limit"),
 ])
 def test_bad_requests_get_a_4xx_and_the_server_keeps_serving(server, path, body, status, message):

@@ -1,9 +1,11 @@
 """Server-side batching: concurrent requests for one model are grouped into one model call.
 
-Like TF Serving's ``--enable_batching``: the first waiting request opens a batch,
-which closes when it holds ``max_batch_size`` examples or ``timeout_s`` has passed;
-the model runs once on the concatenation and each request gets its rows back.
-Under load this trades a little latency for far fewer, larger model calls.
+One model call runs at a time per model version. A request that finds the model idle and
+nobody waiting runs at once, alone: a lone client pays no batching delay. Requests that
+arrive while the model is busy wait, and when it is free the waiting ones run together,
+up to ``max_batch_size`` examples: the busier the server, the larger the batches. With
+``timeout_s`` > 0 a batch instead waits up to that long to fill, as TF Serving's
+``--enable_batching`` with ``batch_timeout_micros`` does, even when the model is idle.
 """
 
 from __future__ import annotations
@@ -31,22 +33,40 @@ class Batcher:
             raise ValueError("max_batch_size must be >= 1 and timeout_s >= 0.")
         self.run, self.max_batch_size, self.timeout_s, self.executor = run, max_batch_size, timeout_s, executor
         self._queue: asyncio.Queue | None = None
+        self._idle: asyncio.Event | None = None  # set while no model call of this batcher runs
         self._carry: _Request | None = None  # a request that did not fit the last batch
+        self._waiting = 0  # requests queued and not yet running
         self._worker: asyncio.Task | None = None
         self.batches_run = 0
 
+    def _start(self) -> None:
+        self._queue, self._idle = asyncio.Queue(), asyncio.Event()
+        self._idle.set()
+        self._worker = asyncio.get_running_loop().create_task(self._work())
+
     async def submit(self, inputs: Arrays) -> Arrays:
         if self._queue is None:
-            self._queue = asyncio.Queue()
-            self._worker = asyncio.get_running_loop().create_task(self._work())
-        future = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Request(inputs, len(next(iter(inputs.values()))), future))
+            self._start()
+        loop = asyncio.get_running_loop()
+        size = len(next(iter(inputs.values())))
+        if self.timeout_s == 0 and self._idle.is_set() and not self._waiting:
+            self._idle.clear()  # run alone, now; whoever comes meanwhile waits for the next batch
+            try:
+                outputs = await loop.run_in_executor(self.executor, self.run, inputs)
+                self.batches_run += 1
+                return outputs
+            finally:
+                self._idle.set()
+        future = loop.create_future()
+        self._waiting += 1
+        await self._queue.put(_Request(inputs, size, future))
         return await future
 
     async def _next_batch(self) -> list[_Request]:
         loop = asyncio.get_running_loop()
         first = self._carry or await self._queue.get()
         self._carry = None
+        await self._idle.wait()  # requests gather while the model is busy
         batch, size = [first], first.size
         deadline = loop.time() + self.timeout_s
         while size < self.max_batch_size:
@@ -67,14 +87,20 @@ class Batcher:
         loop = asyncio.get_running_loop()
         while True:
             batch = await self._next_batch()
-            inputs = {key: np.concatenate([r.inputs[key] for r in batch]) for key in batch[0].inputs}
+            while not self._idle.is_set():  # a lone request took the model while the batch gathered
+                await self._idle.wait()
+            self._idle.clear()
+            self._waiting -= len(batch)
             try:
+                inputs = {key: np.concatenate([r.inputs[key] for r in batch]) for key in batch[0].inputs}
                 outputs = await loop.run_in_executor(self.executor, self.run, inputs)
             except Exception as error:  # noqa: BLE001 - each waiting request gets the error
                 for request in batch:
                     if not request.future.done():
                         request.future.set_exception(error)
                 continue
+            finally:
+                self._idle.set()
             self.batches_run += 1
             start = 0
             for request in batch:

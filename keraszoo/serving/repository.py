@@ -18,13 +18,11 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import types_pb2
+from tensorflow.core.protobuf import saved_model_pb2
 
-from keraszoo.export import RUN_RECORD_DIR, SIGNATURE_NAME, existing_versions
+from keraszoo.export import RUN_RECORD_DIR, existing_versions
 from keraszoo.export import is_complete_version as is_complete
-
-
-class NotFound(LookupError):
-    """Unknown model, version or signature (HTTP 404)."""
+from keraszoo.serving.errors import NotFound
 
 
 @dataclass
@@ -59,21 +57,33 @@ class ServedVersion:
     loaded_at: float = field(default_factory=time.time)
 
 
-def _tensor_infos(specs: dict, prefix: str) -> dict[str, TensorInfo]:
+def _tensor_infos(specs: dict, graph_names: dict[str, str]) -> dict[str, TensorInfo]:
     return {
-        key: TensorInfo(name=f"{prefix}_{key}:0", dtype=spec.dtype, shape=tuple(spec.shape.as_list()))
+        key: TensorInfo(name=graph_names.get(key, key), dtype=spec.dtype, shape=tuple(spec.shape.as_list()))
         for key, spec in specs.items()
+    }
+
+
+def _signature_tensor_names(path: Path) -> dict[str, tuple[dict, dict]]:
+    """Each signature's input and output tensor names as the SavedModel stores them (``saved_model_cli``'s
+    ``StatefulPartitionedCall:1``), which is what TF Serving's metadata reports."""
+    saved_model = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
+    return {
+        key: ({k: v.name for k, v in signature.inputs.items()}, {k: v.name for k, v in signature.outputs.items()})
+        for key, signature in saved_model.meta_graphs[0].signature_def.items()
     }
 
 
 def load_version(name: str, version: int, path: Path) -> ServedVersion:
     loaded = tf.saved_model.load(str(path))
+    names = _signature_tensor_names(path)
     signatures = {}
     for signature_name, function in loaded.signatures.items():
+        input_names, output_names = names.get(signature_name, ({}, {}))
         signatures[signature_name] = Signature(
             function=function,
-            inputs=_tensor_infos(function.structured_input_signature[1], signature_name),
-            outputs=_tensor_infos(function.structured_outputs, "StatefulPartitionedCall"),
+            inputs=_tensor_infos(function.structured_input_signature[1], input_names),
+            outputs=_tensor_infos(function.structured_outputs, output_names),
         )
     class_names = None
     metrics = path / RUN_RECORD_DIR / "metrics.json"
@@ -144,13 +154,6 @@ class ModelRepository:
                     f"versions served: {sorted(versions)}"
                 )
             return versions[version]
-
-
-def signature_of(served: ServedVersion, signature_name: str | None) -> Signature:
-    signature_name = signature_name or SIGNATURE_NAME
-    if signature_name not in served.signatures:
-        raise NotFound(f"signature_name {signature_name!r} not found; available: {sorted(served.signatures)}")
-    return served.signatures[signature_name]
 
 
 def run_signature(signature: Signature, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
