@@ -11,10 +11,12 @@ __version__ = "0.1.0"
 
 import os as _os
 
-# TensorFlow's C++ INFO lines ("Could not find cuda drivers", CPU feature notes) drown
-# the progress bar on CPU machines; warnings and errors still show. Set the variable
-# yourself to override.
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+# TensorFlow's start-up notices on CPU machines ("Could not find cuda drivers", "failed call
+# to cuInit") drown the progress bar and cannot be hidden by TF_CPP_MIN_LOG_LEVEL: the first
+# `import tensorflow` drops them (keraszoo/_quiet.py). KERASZOO_TF_LOGS=1 shows everything.
+from keraszoo import _quiet
+
+_quiet.install()
 
 # TensorFlow's oneDNN (MKL) kernels are on by default only on CPUs with AVX-512 VNNI/BF16 or
 # AMX; elsewhere it falls back to Eigen. On the AVX2 CPUs this project trains on, oneDNN made

@@ -33,11 +33,14 @@ def _models(args) -> int:
 
 
 def _data(args) -> int:
-    from keraszoo.data import DatasetNotFoundError, dataset_metadata, resolve_data_dir
+    from keraszoo.data import DatasetNotFoundError, dataset_metadata
+    from keraszoo.data.folder import data_folder
     from keraszoo.data.tfds_data import _prepared_builder
 
-    data_dir = resolve_data_dir(args.data_dir)
-    print(f"TFDS data_dir: {data_dir}")
+    if args.datasets[:1] == ["prepare"]:
+        return _prepare(args.datasets[1:] or list(DATASETS), args.data_dir)
+    data_dir, source = data_folder(args.data_dir)
+    print(f"TFDS data_dir: {data_dir} ({source})")
     missing = 0
     for name in args.datasets or DATASETS:
         try:
@@ -51,6 +54,13 @@ def _data(args) -> int:
         print(f"  {name:<10} {metadata.version:<7} image {metadata.input_shape}  "
               f"{metadata.num_classes} classes  {sizes}")
     return 1 if missing else 0
+
+
+def _prepare(names: list[str], data_dir: str | None) -> int:
+    from keraszoo.data.prepare import prepare
+    from keraszoo.training.command_line import guarded
+
+    return guarded(lambda: print(*prepare(names, data_dir), sep="\n"))
 
 
 def _pack(args) -> int:
@@ -273,7 +283,7 @@ def _predict(args) -> int:
 
     client = Client(args.url)
     try:
-        metadata = client.metadata(args.model)
+        metadata = client.metadata(args.model, args.version)
         signature = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
         (spec,) = signature["inputs"].values()
         height, width, channels = (int(d["size"]) for d in spec["tensor_shape"]["dim"][1:])
@@ -285,10 +295,12 @@ def _predict(args) -> int:
             if tuple(image.shape[:2]) != (height, width):
                 image = tf.cast(tf.round(tf.image.resize(image, (height, width))), tf.uint8)
             images.append(tf.io.encode_png(image).numpy())
-        predictions = client.predict_images(args.model, images)
+        version = args.version or int(metadata["model_spec"]["version"])  # the one described above
+        predictions = client.predict_images(args.model, images, version=version)
     except (ServingError, OSError, tf.errors.InvalidArgumentError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    print(f"{args.model} version {version} at {args.url}:")
     for path, prediction in zip(args.images, predictions):
         probabilities = np.asarray(prediction["probabilities"])
         best = np.argsort(probabilities)[::-1][: args.top]
@@ -303,9 +315,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("models", help="list the registered model builders").set_defaults(run=_models)
-    data = commands.add_parser("data", help="check which datasets a TFDS data_dir holds")
-    data.add_argument("--data-dir", help="TFDS data_dir (default: $TFDS_DATA_DIR, else TFDS's default)")
-    data.add_argument("datasets", nargs="*", help=f"dataset names (default: {' '.join(DATASETS)})")
+    data = commands.add_parser(
+        "data", help="check which datasets the data folder holds, or prepare them (online)",
+        usage="keraszoo data [--data-dir DIR] [NAME ...]\n       keraszoo data prepare [--data-dir DIR] [NAME ...]",
+        description="Without 'prepare': which datasets the TFDS data folder holds, with their split sizes. "
+        "With 'prepare' (needs internet): TFDS downloads and prepares them there. The folder is --data-dir, else "
+        "$TFDS_DATA_DIR, else ../shared/tensorflow_datasets beside this checkout if it exists, else "
+        "~/tensorflow_datasets; the command says which it used.")
+    data.add_argument("--data-dir", help="TFDS data_dir (default: see above)")
+    data.add_argument("datasets", nargs="*", metavar="NAME", help=f"dataset names (default: {' '.join(DATASETS)})")
     data.set_defaults(run=_data)
     pack = commands.add_parser(
         "pack", help="prepared TFDS splits -> a compact JPEG pack for --data-pack (needs TensorFlow)",
@@ -359,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="classify image files with a running server")
     predict.add_argument("images", nargs="+", help="PNG or JPEG files (resized to the model's input)")
     predict.add_argument("--model", required=True, help="served model name, e.g. cifar10_cnn")
+    predict.add_argument("--version", type=int, help="model version (default: the newest the server holds)")
     predict.add_argument("--url", default="http://127.0.0.1:8501", help="server (default: %(default)s)")
     predict.add_argument("--top", type=int, default=3, help="classes to print per image (default: 3)")
     predict.set_defaults(run=_predict)

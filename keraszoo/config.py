@@ -122,6 +122,10 @@ class TrainConfig(_InheritedDefaults):
     verbose: Literal["auto", "0", "1", "2"] = option(
         "auto", "Keras verbosity: 1 progress bar, 2 one line per epoch, 0 silent"
     )
+    tensorboard: bool = option(
+        False, "write TensorBoard logs (losses, accuracies, learning rate, graph) to <output>/tensorboard; "
+        "view them with: tensorboard --logdir <output>/tensorboard"
+    )
 
     def __post_init__(self):
         for f in dataclasses.fields(self):  # nan and inf pass every range check below

@@ -1,7 +1,8 @@
 """Prepared TFDS splits -> `tf.data` pipelines of (uint8 image, int32 label).
 
 keraszoo never downloads at run time: datasets are read from a prepared TFDS
-``data_dir`` (``--data-dir``, else ``TFDS_DATA_DIR``, else TFDS's own default).
+``data_dir`` (``--data-dir``, else ``TFDS_DATA_DIR``, else the checkout's
+``../shared/tensorflow_datasets``, else TFDS's own default: ``keraszoo.data.folder``).
 When the dataset is not there we fail at once with a message that says where we
 looked and how to point at a prepared copy, instead of a network wait or a deep
 TFDS traceback.
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from keraszoo.data.folder import data_folder
 from keraszoo.data.metadata import DatasetMetadata
 from keraszoo.errors import DatasetNotFoundError
 
@@ -72,12 +74,8 @@ class SplitData:
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> str:
-    """The TFDS data_dir to read from: the argument, else ``TFDS_DATA_DIR``, else TFDS's default."""
-    if data_dir:
-        return os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
-    if os.environ.get("TFDS_DATA_DIR"):
-        return os.path.abspath(os.path.expanduser(os.environ["TFDS_DATA_DIR"]))
-    return os.path.abspath(os.path.expanduser(tfds.core.constants.DATA_DIR))
+    """The TFDS data_dir to read from, chosen as run.sh chooses it (``keraszoo.data.folder``)."""
+    return data_folder(data_dir)[0]
 
 
 def _prepared_builder(name: str, data_dir: str | None):
@@ -85,9 +83,8 @@ def _prepared_builder(name: str, data_dir: str | None):
     how_to_fix = (
         "keraszoo does not download datasets at run time. Point it at a prepared "
         "TFDS data_dir with --data-dir PATH or the TFDS_DATA_DIR environment variable "
-        "(in this project: ../shared/tensorflow_datasets), or prepare the dataset once on "
-        "a machine with internet access: python -c \"import tensorflow_datasets as tfds; "
-        f"tfds.builder('{name}', data_dir='{data_dir}').download_and_prepare()\""
+        "(in this project: ../shared/tensorflow_datasets), or, on a machine with internet access, "
+        f"prepare it once: keraszoo data prepare {name} --data-dir {data_dir}"
     )
     try:
         builder = tfds.builder(name, data_dir=data_dir)

@@ -121,7 +121,8 @@ def load_keras_hub_backbone(source: str):
             f"  python -c \"import keras_hub; keras_hub.models.ViTBackbone.from_preset('{source}')"
             f".save_to_preset('{source.rsplit('/', 1)[-1]}')\"\n"
             f"copy that folder here and pass its path instead (a Hugging Face ViT checkpoint folder with "
-            f"config.json and model.safetensors works too), or use --weights none to train from scratch."
+            f"config.json and model.safetensors works too), or train from scratch: --weights none with "
+            f"recipes/mnist_vit_b16.py; in Python, do not call load_pretrained (the model starts from random weights)."
         ) from error
     if not isinstance(backbone, keras_hub.models.ViTBackbone):
         raise PretrainedWeightsError(f"{source!r} holds a {type(backbone).__name__}, not a ViTBackbone.")

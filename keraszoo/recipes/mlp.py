@@ -123,18 +123,22 @@ def plot_decision_boundary(model, data, output_dir: Path) -> None:
     grid = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1).astype("float32")
     logits = np.asarray(model.predict(grid, batch_size=4096, verbose=0))
     ring_probability = np.exp(logits[:, 1] - np.logaddexp(logits[:, 0], logits[:, 1])).reshape(grid_x.shape)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), sharex=True, sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), sharex=True, sharey=True)
+    names = data.metadata.class_names
     for ax, (xs, ys, title) in zip(axes, ((train_x, train_y, "train"), (test_x, test_y, "test"))):
-        ax.contourf(grid_x, grid_y, ring_probability, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.6)
+        filled = ax.contourf(grid_x, grid_y, ring_probability, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.45)
         ax.contour(grid_x, grid_y, ring_probability, levels=[0.5], colors="black", linewidths=1.5)
-        for label, marker in ((0, "o"), (1, "^")):
+        for label, marker, colour in ((0, "o", "navy"), (1, "^", "darkred")):
             chosen = ys == label
-            ax.scatter(xs[chosen, 0], xs[chosen, 1], s=8, marker=marker, edgecolors="none",
-                       c="navy" if label == 0 else "darkred", label=data.metadata.class_names[label])
-        ax.set_title(f"{title} points; black line: P(ring) = 0.5")
+            # White edges keep the points visible over the same-coloured region.
+            ax.scatter(xs[chosen, 0], xs[chosen, 1], s=14, marker=marker, c=colour, edgecolors="white",
+                       linewidths=0.4, label=names[label])
+        ax.set_title(f"{title} points; black line: P({names[1]}) = 0.5")
+        ax.set_xlabel("x₁")
+        ax.set_ylabel("x₂")
         ax.set_aspect("equal")
         ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
+    fig.colorbar(filled, ax=axes, shrink=0.85, label=f"predicted P({names[1]})")
     fig.savefig(output_dir / "decision_boundary.png", dpi=100)
     plt.close(fig)
 

@@ -13,7 +13,7 @@ from keraszoo.training.checkpoint import RESTART_HINT, EpochCheckpoint
 # Fields that may change between a run and its resumption: they do not change what is trained.
 # The strategy and XLA change where and how the same computation runs, not what it computes.
 RESUMABLE_FIELDS = frozenset({"epochs", "output", "export", "export_dir", "verbose", "strategy", "jit_compile",
-                              "steps_per_execution", "restart"})
+                              "steps_per_execution", "restart", "tensorboard"})
 
 
 def changed_fields(saved: dict, current: dict, *, ignore=RESUMABLE_FIELDS) -> dict:

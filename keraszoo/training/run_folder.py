@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -90,6 +91,7 @@ def start_fresh(folder: Path, run_name: str) -> dict:
     EpochCheckpoint(folder / CHECKPOINT_DIR).clear()
     for name in run_record.RECORD_FILES:  # a finished run's record is replaced, not mixed in
         (folder / name).unlink(missing_ok=True)
+    shutil.rmtree(folder / run_record.TENSORBOARD_DIR, ignore_errors=True)  # nor its TensorBoard curves
     marker = new_marker(run_name)
     write_marker(folder, marker)
     return marker

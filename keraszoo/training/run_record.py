@@ -20,6 +20,7 @@ CURVES_FILE = "curves.png"
 METRICS_FILE = "metrics.json"
 MODEL_FILE = "model.keras"  # the trained inference model, on any backend: `keraszoo export RUN_DIR` reads it
 RECORD_FILES = (CONFIG_FILE, HISTORY_FILE, CURVES_FILE, METRICS_FILE, MODEL_FILE)
+TENSORBOARD_DIR = "tensorboard"  # --tensorboard's event files
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -72,19 +73,27 @@ def plot_curves(path: Path, rows: list[dict], *, title: str, initial: dict | Non
     matplotlib.use("Agg")  # files only: works on machines without a display
     import matplotlib.pyplot as plt
 
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [row["epoch"] for row in rows]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, metric in zip(axes, ("loss", "accuracy")):
         test_x, test_y = list(epochs), [row[f"val_{metric}"] for row in rows]
+        # Keras reports train metrics as running means over each epoch's batches (the weights change as
+        # it goes); test metrics are computed once, at the end of the epoch.
+        ax.plot(epochs, [row[metric] for row in rows], "o-", label="train (mean over the epoch)", markersize=3)
+        ax.plot(test_x, test_y, "s-", label="test (end of epoch)", markersize=3, color="C1")
         if initial and f"initial_test_{metric}" in initial:
-            # Epoch 0 is the untrained model: the chance-level start the course asks about.
-            test_x, test_y = [0, *test_x], [initial[f"initial_test_{metric}"], *test_y]
-        ax.plot(epochs, [row[metric] for row in rows], "o-", label="train", markersize=3)
-        ax.plot(test_x, test_y, "s-", label="test", markersize=3)
+            # Epoch 0 is the untrained model, evaluated on the test split: the chance-level start the
+            # course asks about. Untrained, train and test data look alike to it.
+            ax.plot([0, epochs[0]], [initial[f"initial_test_{metric}"], test_y[0]], "-", color="C1", linewidth=1)
+            ax.plot([0], [initial[f"initial_test_{metric}"]], "*", color="black", markersize=9,
+                    label="untrained (test split)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
     axes[0].set_title("loss (cross-entropy)")
     axes[1].set_title("accuracy")
     fig.suptitle(title)

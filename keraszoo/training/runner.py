@@ -51,9 +51,12 @@ def load_data(dataset: str, config: TrainConfig) -> ClassificationData:
                              f"{dataset}.")
         return ClassificationData(pack_metadata(summary, config.data_pack, train.labels), train, test)
     from keraszoo.data import dataset_metadata, read_split
+    from keraszoo.data.folder import data_folder
 
+    metadata = dataset_metadata(dataset, data_dir=config.data_dir)
+    print(f"data: {dataset} {metadata.version} from {metadata.data_dir} ({data_folder(config.data_dir)[1]})", flush=True)
     return ClassificationData(
-        metadata=dataset_metadata(dataset, data_dir=config.data_dir),
+        metadata=metadata,
         train=read_split(dataset, config.train_split, data_dir=config.data_dir),
         test=read_split(dataset, config.test_split, data_dir=config.data_dir),
     )

@@ -205,6 +205,8 @@ def train(
         )
         recorder = _EpochRecorder(state, checkpoint, output_dir, title)
         guards = [_StopOnNonFiniteLoss(), *([_PausePoints()] if faults.enabled() else [])]
+        if config.tensorboard:
+            guards.append(_tensorboard(output_dir / run_record.TENSORBOARD_DIR))
         model.fit(
             stream,
             epochs=config.epochs,
@@ -221,6 +223,17 @@ def train(
     write_record_files(output_dir, history, title, state["initial"])
     run_record.write_json(output_dir / run_record.METRICS_FILE, metrics)
     return TrainResult(metrics=metrics, history=history, output_dir=output_dir, run_marker=marker)
+
+
+def _tensorboard(log_dir: Path) -> keras.callbacks.Callback:
+    """Keras's TensorBoard callback: it writes with tf.summary, so it needs TensorFlow on any backend."""
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        raise ValueError("--tensorboard writes its logs with TensorFlow's tf.summary: install tensorflow, "
+                         "or train without --tensorboard.") from None
+    print(f"TensorBoard logs: {log_dir} (view: tensorboard --logdir {log_dir})", flush=True)
+    return keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=True, update_freq="epoch")
 
 
 def _final_metrics(history, state, config, train_data, test_data, extra_metrics) -> dict:
