@@ -21,9 +21,8 @@ command -v "$python" >/dev/null 2>&1 || die "no $python on PATH: install Python 
 "$python" -c 'import venv, ensurepip' 2>/dev/null \
   || die "$python has no venv/ensurepip module: install it (Debian/Ubuntu: apt install python3-venv)."
 
-# The data folder, by the rule every keraszoo command follows; exported so that they all agree.
+# The data folder, by the rule every keraszoo command follows (so they find the same one).
 { read -r data_dir; read -r data_source; missing="$(cat)"; } < <("$python" keraszoo/data/folder.py cifar10 mnist)
-export TFDS_DATA_DIR="$data_dir"
 prepare_cifar10=""
 if [ "$mode" = quickstart ]; then
   command -v curl >/dev/null 2>&1 || die "quickstart queries the server with curl: install curl (apt install curl)."
@@ -48,7 +47,7 @@ fi
 stamp="$venv/.keraszoo-installed"
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "run.sh: installing keraszoo and its dependencies into $venv (TensorFlow, Keras, JAX, keras-hub, TFDS, ...:" \
-       "about 2.7 GB and a few minutes on a first install)"
+       "about 3.3 GB and a few minutes on a first install)"
   "$venv/bin/python" -m pip install --quiet --upgrade pip
   "$venv/bin/python" -m pip install --progress-bar on -e '.[test]' 2>&1 \
     | { grep --line-buffered -E '^(Collecting|Downloading|Installing collected|Successfully installed|ERROR)' || true; }
@@ -62,12 +61,12 @@ case "$mode" in
     if [ -n "$prepare_cifar10" ]; then
       keraszoo data prepare cifar10
     fi
-    # Two epochs on 10,000 images with Adam: about two minutes on 2 CPU cores, about 45 % test accuracy
+    # Two epochs on 10,000 images with Adam: about two minutes on 2 CPU cores, 42 % test accuracy (docs/records/quickstart)
     # (the course's plain SGD needs more steps than that; SGD 0.1 with momentum 0.9 diverges here).
     python recipes/cifar10_cnn.py --epochs 2 --train-split 'train[:10000]' --optimizer adam \
       --learning-rate 0.001 --output runs/quickstart --export-name cifar10_cnn_quickstart "$@"
     keraszoo show saved_models/cifar10_cnn_quickstart
-    keraszoo serve saved_models --port "$port" &
+    keraszoo serve saved_models --port "$port" --no-access-log &
     server=$!
     trap 'kill $server 2>/dev/null' EXIT
     for _ in $(seq 120); do  # until the newest version answers (model loading takes seconds)
