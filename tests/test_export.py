@@ -36,6 +36,10 @@ def test_exported_signature_matches_the_keras_model(classifier, tmp_path):
     np.testing.assert_allclose(outputs["logits"], logits, atol=1e-5)
     np.testing.assert_allclose(outputs["probabilities"], tf.nn.softmax(logits), atol=1e-5)
     np.testing.assert_allclose(outputs["probabilities"].numpy().sum(axis=1), 1.0, atol=1e-5)
+    # Each weight is stored once: Keras's ExportArchive alone wrote the variables folder at twice this.
+    weight_bytes = sum(int(np.prod(v.shape)) * 4 for v in classifier.variables)
+    stored = sum(f.stat().st_size for f in (version_dir / "variables").iterdir())
+    assert weight_bytes <= stored < 1.1 * weight_bytes, (stored, weight_bytes)
 
 
 def test_versions_increase_and_half_written_folders_are_not_versions(classifier, tmp_path):

