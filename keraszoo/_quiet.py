@@ -64,7 +64,10 @@ class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
         def exec_module(module):
             with _notices_dropped():
                 real_exec(module)
-                module.config.list_physical_devices()  # where cuInit's error is printed
+                try:
+                    module.config.list_physical_devices()  # where cuInit's error is printed
+                except Exception:  # noqa: BLE001 - a device problem shows again at first use, not here
+                    pass
             # absl's Python warnings (TFDS: "Variant folder ... has no dataset_info.json") likewise.
             from absl import logging as absl_logging
 
