@@ -47,7 +47,7 @@ fi
 stamp="$venv/.keraszoo-installed"
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "run.sh: installing keraszoo and its dependencies into $venv (TensorFlow, Keras, JAX, keras-hub, TFDS, ...:" \
-       "about 3.3 GB and a few minutes on a first install)"
+       "about 3.7 GB and a few minutes on a first install)"
   "$venv/bin/python" -m pip install --quiet --upgrade pip
   "$venv/bin/python" -m pip install --progress-bar on -e '.[test]' 2>&1 \
     | { grep --line-buffered -E '^(Collecting|Downloading|Installing collected|Successfully installed|ERROR)' || true; }
