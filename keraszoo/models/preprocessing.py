@@ -14,7 +14,7 @@ import numpy as np
 
 
 def normalization(mean, variance, *, name: str = "normalize") -> keras.layers.Normalization:
-    """(x - mean) / sqrt(variance) per channel, with statistics in raw pixel units (0-255)."""
+    """(x - mean) / sqrt(variance) per channel, with statistics in the input's units (0-255 for raw pixels)."""
     return keras.layers.Normalization(
         axis=-1, mean=np.asarray(mean, "float32"), variance=np.asarray(variance, "float32"), name=name
     )

@@ -87,13 +87,13 @@ def build_preprocessing(image_size: int):
     import keras
 
     from keraszoo.models.dinov2_onnx import IMAGENET_MEAN, IMAGENET_STD
-    from keraszoo.models.preprocessing import GrayscaleToRGB
+    from keraszoo.models.preprocessing import normalization, pretrained_vit_input
 
     digits = keras.Input((28, 28, 1), dtype="uint8", name="images")
-    x = keras.layers.Rescaling(1 / 255, name="to_unit")(keras.ops.cast(digits, "float32"))
-    x = keras.layers.Resizing(image_size, image_size, interpolation="bilinear", name="resize")(x)
-    x = GrayscaleToRGB(name="grey_to_rgb")(x)
-    x = keras.layers.Normalization(mean=IMAGENET_MEAN, variance=[s * s for s in IMAGENET_STD], name="imagenet")(x)
+    x = keras.ops.cast(digits, "float32")
+    for layer in pretrained_vit_input(image_size=image_size, scale=1 / 255, offset=0.0):  # [0, 1], resized, RGB
+        x = layer(x)
+    x = normalization(IMAGENET_MEAN, [s * s for s in IMAGENET_STD], name="imagenet")(x)
     return keras.Model(digits, x, name="preprocessing")
 
 
@@ -230,6 +230,7 @@ def probe(config: DinoTransferConfig) -> tuple[dict, object]:
 def finetune(config: DinoTransferConfig) -> tuple[dict, object]:
     """The last blocks and the head trained on images, early-stopped on validation, test once."""
     import keras
+    import numpy as np
     import tensorflow as tf
 
     from keraszoo.data import read_split
@@ -245,9 +246,11 @@ def finetune(config: DinoTransferConfig) -> tuple[dict, object]:
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     pool = read_split("mnist", config.train_split, data_dir=config.data_dir)
     chosen = _draw(config.train_size or pool.num_examples, pool.num_examples, config.seed)
-    keep = tf.constant(chosen, tf.int64)
+    drawn = np.zeros(pool.num_examples, bool)
+    drawn[chosen] = True  # a lookup per example, not a search of the drawn indices
+    drawn = tf.constant(drawn)
     train = (pool.examples.enumerate()
-             .filter(lambda i, _: tf.reduce_any(tf.equal(i, keep))).map(lambda _, example: example)
+             .filter(lambda i, _: tf.gather(drawn, i)).map(lambda _, example: example)
              .shuffle(len(chosen), seed=config.seed).batch(config.batch_size))
     validation = read_split("mnist", config.validation_split, data_dir=config.data_dir).batches(batch_size=256)
     stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=3, restore_best_weights=True)
