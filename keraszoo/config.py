@@ -75,8 +75,14 @@ class TrainConfig(_InheritedDefaults):
     data_dir: str | None = option(
         None, "prepared TFDS data_dir (default: $TFDS_DATA_DIR, else TFDS's default)"
     )
-    train_split: str = option("train", "TFDS split to train on; slices work, e.g. 'train[:5000]'")
-    test_split: str = option("test", "TFDS split evaluated after every epoch")
+    train_split: str = option(
+        "train[:-5000]", "TFDS split to train on; slices work, e.g. 'train[:5000]' (the default leaves the last "
+        "5,000 training images to --validation-split)")
+    validation_split: str = option(
+        "train[-5000:]", "split evaluated after every epoch: monitoring, early stopping and every choice of a "
+        "setting use it; it must not overlap --train-split")
+    test_split: str = option(
+        "test", "split evaluated once, when training ends, and reported: never used to choose anything")
     data_pack: str | None = option(
         None, "read the splits from this compact pack (`keraszoo pack`) instead of TFDS: for machines "
         "without TensorFlow; the splits' slices apply to it"

@@ -47,7 +47,7 @@ def short_cifar10_run(cifar10_recipe, data_dir, tmp_path_factory):
         # 4,096 images at 0.01: 27-34 % test accuracy over seeds 0-2 with oneDNN or Eigen kernels,
         # where 1,024 images at 0.05 ended at 13 % with one and above 15 % with the other.
         train_split="train[:4096]",
-        test_split="test[:512]",
+        validation_split="train[-512:]", test_split="test[:512]",
         epochs=2,
         batch_size=64,
         learning_rate=0.01,

@@ -35,7 +35,8 @@ from keraszoo.training.command_line import cli_main
 from keraszoo.data.arrays import read_pack_split
 
 root, pack = sys.argv[1], sys.argv[2]
-common = ["--variant", "batchnorm", "--data-pack", pack, "--train-split", "train[:256]", "--test-split", "test",
+common = ["--variant", "batchnorm", "--data-pack", pack, "--train-split", "train[:256]",
+          "--validation-split", "train[-128:]", "--test-split", "test",
           "--batch-size", "32", "--verbose", "0", "--evaluate-at-init"]
 def run(output, *extra):
     assert cli_main(recipe.main, recipe.Cifar10CNNConfig, "", [*common, "--output", f"{root}/{output}", *extra]) == 0
@@ -77,7 +78,7 @@ def jax_runs(data_dir, tmp_path_factory):
     from keraszoo.data.jpeg_pack import pack_tfds
 
     root = tmp_path_factory.mktemp("jax")
-    pack_tfds("cifar10", ["train[:256]", "test[:128]"], root / "pack", data_dir=data_dir)
+    pack_tfds("cifar10", ["train[:384]", "test[:128]"], root / "pack", data_dir=data_dir)
     env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
            "JAX_PLATFORMS": "cpu"}
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(JAX_RUNS), str(root), str(root / "pack")],

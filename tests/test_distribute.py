@@ -58,7 +58,8 @@ def test_mirrored_over_two_cpu_devices_matches_one_device(data_dir, tmp_path):
             for strategy in ("default", "mirrored"):
                 recipe.main(recipe.Cifar10CNNConfig(
                     variant=variant, augment=False, dropout_rate=0.0, strategy=strategy, data_dir={data_dir!r},
-                    train_split="train[:256]", test_split="test[:64]", epochs=1, batch_size=32, learning_rate=0.01,
+                    train_split="train[:256]", validation_split="train[-64:]", test_split="test[:64]",
+                    epochs=1, batch_size=32, learning_rate=0.01,
                     momentum=0.9, evaluate_at_init=False, output=f"{tmp_path}/{{variant}}-{{strategy}}",
                     export_dir=f"{tmp_path}/models-{{strategy}}", export_name=variant, verbose="0"))
     """)
@@ -96,7 +97,8 @@ from keraszoo.data.circles import CIRCLES_METADATA, circles_split
 from keraszoo.models.mlp import build_mlp
 from keraszoo.training.runner import ClassificationData, run_classification
 
-data = ClassificationData(CIRCLES_METADATA, circles_split(512, seed=0), circles_split(128, seed=1, name="test"))
+data = ClassificationData(CIRCLES_METADATA, *circles_split(512, seed=0, held_out=128),
+                          circles_split(128, seed=1, name="test"))
 config = TrainConfig(strategy="multiworker", epochs=3, batch_size=32, learning_rate=0.1, momentum=0.9,
                      output=sys.argv[1], export_dir=sys.argv[2], verbose="0", evaluate_at_init=False)
 run_classification(config, name="circles_mlp", data=data,
@@ -137,7 +139,8 @@ def test_mixed_precision_trains_in_bfloat16_on_cpu_and_restores_the_policy(data_
     from keraszoo.recipes import mnist_vit as recipe
 
     metrics = recipe.main(recipe.MnistViTConfig(
-        mixed_precision=True, data_dir=data_dir, train_split="train[:256]", test_split="test[:128]", epochs=1,
+        mixed_precision=True, data_dir=data_dir, train_split="train[:256]", validation_split="train[-128:]",
+        test_split="test[:128]", epochs=1,
         hidden_dim=16, num_layers=1, mlp_dim=32, output=str(tmp_path / "run"), export_dir=str(tmp_path / "models"),
         verbose="0"))
     assert metrics["dtype_policy"] == "mixed_bfloat16" and metrics["jit_compile"] is False

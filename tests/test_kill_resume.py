@@ -86,7 +86,8 @@ def _assert_same_run(run: Path, reference: Path, models: Path, reference_models:
 def _cnn_command(data_dir: str, output: Path, models: Path) -> list[str]:
     # Every random layer in play: per-image crop, flip, dropout; and batch norm's moving statistics.
     return [sys.executable, str(ROOT / "recipes" / "cifar10_cnn.py"), "--variant", "batchnorm",
-            "--data-dir", data_dir, "--train-split", "train[:512]", "--test-split", "test[:256]", "--epochs", "3",
+            "--data-dir", data_dir, "--train-split", "train[:512]", "--validation-split", "train[-256:]",
+            "--test-split", "test[:256]", "--epochs", "3",
             "--batch-size", "64", "--verbose", "0", "--no-evaluate-at-init", "--output", str(output),
             "--export-dir", str(models)]
 
@@ -113,7 +114,8 @@ def _batchnorm_cnn_killed_everywhere_ends_like_an_uninterrupted_run(data_dir, tm
 
 def _vit_command(data_dir: str, output: Path, models: Path, epochs: int = 2) -> list[str]:
     return [sys.executable, str(ROOT / "recipes" / "mnist_vit.py"), "--data-dir", data_dir,
-            "--train-split", "train[:512]", "--test-split", "test[:256]", "--epochs", str(epochs), "--batch-size", "64",
+            "--train-split", "train[:512]", "--validation-split", "train[-256:]", "--test-split", "test[:256]",
+            "--epochs", str(epochs), "--batch-size", "64",
             "--hidden-dim", "16", "--num-layers", "2", "--num-heads", "2", "--mlp-dim", "32", "--dropout-rate", "0.1",
             "--verbose", "0", "--no-evaluate-at-init", "--output", str(output), "--export-dir", str(models)]
 

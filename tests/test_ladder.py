@@ -17,8 +17,9 @@ from keraszoo.training.callbacks import ExponentialDecay
 
 
 def _config(recipe, data_dir, tmp_path, **overrides):
-    options = dict(data_dir=data_dir, train_split="train[:256]", test_split="test[:128]", epochs=1,
-                   batch_size=64, output=str(tmp_path / "run"), export_dir=str(tmp_path / "models"),
+    options = dict(data_dir=data_dir, train_split="train[:256]", validation_split="train[-128:]",
+                   test_split="test[:128]", epochs=1, batch_size=64, output=str(tmp_path / "run"),
+                   export_dir=str(tmp_path / "models"),
                    verbose="0", evaluate_at_init=False)
     return recipe.Cifar10CNNConfig(**{**options, **overrides})
 
@@ -68,7 +69,7 @@ def test_normalization_statistics_come_from_the_training_split(cifar10_recipe, d
     from keraszoo.training.runner import load_data
 
     config = cifar10_recipe.Cifar10CNNConfig(data_dir=data_dir, variant="normalized", train_split="train[:200]",
-                                             test_split="test[:200]")
+                                             validation_split="train[-200:]", test_split="test[:200]")
     data = load_data("cifar10", config)
     model, _ = cifar10_recipe.build_models(config, data.metadata, data.train)
     layer = model.get_layer("normalize")
@@ -144,10 +145,11 @@ def test_exponential_decay_values_and_resume(data_dir, tmp_path):
     train_data = read_split("cifar10", "train[:128]", data_dir=data_dir)
     test_data = read_split("cifar10", "test[:64]", data_dir=data_dir)
     config = TrainConfig(epochs=2, batch_size=64, verbose="0", evaluate_at_init=False, export=False)
-    train(model(), train_data=train_data, test_data=test_data, config=config, output_dir=tmp_path,
+    train(model(), train_data=train_data, validation_data=test_data, test_data=test_data, config=config,
+          output_dir=tmp_path,
           callbacks=[ExponentialDecay(0.1, 0.5)])
     # Started again with more epochs, as after a kill: the schedule continues at epoch 2.
-    result = train(model(), train_data=train_data, test_data=test_data, output_dir=tmp_path,
+    result = train(model(), train_data=train_data, validation_data=test_data, test_data=test_data, output_dir=tmp_path,
                    config=dataclasses.replace(config, epochs=3), callbacks=[ExponentialDecay(0.1, 0.5)])
     assert [row["learning_rate"] for row in result.history] == pytest.approx([0.1, 0.05, 0.025])
     assert result.metrics["resumed_at_epochs"] == [2]
@@ -164,7 +166,7 @@ def test_ladder_report_tabulates_seeds_from_the_records(tmp_path):
         (record / "config.json").write_text(json.dumps({"learning_rate": 0.05, "momentum": 0.9}))
         (record / "metrics.json").write_text(json.dumps({
             "variant": "batchnorm", "seed": seed, "epochs": 2, "test_accuracy": test_accuracy, "train_accuracy": 0.75,
-            "best_epoch": 2, "best_test_accuracy": test_accuracy, "mean_train_time_per_epoch_s": 64.0,
+            "best_epoch": 2, "best_val_accuracy": test_accuracy, "mean_train_time_per_epoch_s": 64.0,
             "steps": {"lr_decay": 0.9},
             "environment": {"gpus": [], "backend": "tensorflow", "cpu": "AMD EPYC", "cpu_count": 2}}))
         (record / "history.csv").write_text("epoch,loss,accuracy,val_loss,val_accuracy\n"

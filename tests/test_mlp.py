@@ -22,9 +22,10 @@ def mlp_recipe():
     return importlib.import_module("keraszoo.recipes.mlp")
 
 
-def _manual(input_dim, hidden_dim, num_classes, loss="cross_entropy", dtype="float64", seed=0):
+def _manual(input_dim, hidden_dim, num_classes, loss="cross_entropy", dtype="float64", seed=0, activation="tanh"):
     keras.utils.set_random_seed(seed)
-    model = ManualMLP(input_dim=input_dim, hidden_dim=hidden_dim, num_classes=num_classes, loss=loss, dtype=dtype)
+    model = ManualMLP(input_dim=input_dim, hidden_dim=hidden_dim, num_classes=num_classes, loss=loss, dtype=dtype,
+                      activation=activation)
     model.build((None, input_dim))
     return model
 
@@ -39,10 +40,11 @@ def _batch(batch, input_dim, num_classes, seed):
 SHAPES = [(1, 2, 3, 2), (7, 5, 4, 3), (16, 10, 8, 10)]  # (batch, input_dim, hidden_dim, num_classes)
 
 
+@pytest.mark.parametrize("activation", ["tanh", "linear"])
 @pytest.mark.parametrize("loss", ["cross_entropy", "squared_error"])
 @pytest.mark.parametrize("batch, input_dim, hidden_dim, num_classes", SHAPES)
-def test_hand_written_gradients_equal_autodiff(loss, batch, input_dim, hidden_dim, num_classes):
-    model = _manual(input_dim, hidden_dim, num_classes, loss, seed=batch)
+def test_hand_written_gradients_equal_autodiff(loss, batch, input_dim, hidden_dim, num_classes, activation):
+    model = _manual(input_dim, hidden_dim, num_classes, loss, seed=batch, activation=activation)
     x, y = _batch(batch, input_dim, num_classes, seed=batch + 1)
     with tf.GradientTape() as tape:
         reference_loss = model.loss_from_logits(model.forward(x)[1], y)
@@ -162,6 +164,29 @@ def test_circles_are_seeded_and_shaped():
         make_circles(10, seed=0, disc_radius=2.0)
 
 
+def test_a_linear_hidden_layer_makes_the_network_one_linear_map():
+    """Course Q.3: without the tanh, W_y (W_h x + b_h) + b_y is a single affine map of x."""
+    model = _manual(5, 8, 3, activation="linear", seed=3)
+    x, _ = _batch(16, 5, 3, seed=4)
+    W_h, b_h, W_y, b_y = (p.numpy() for p in model.parameters)
+    collapsed = x.numpy() @ (W_y @ W_h).T + (W_y @ b_h + b_y)
+    np.testing.assert_allclose(model.forward(x)[1].numpy(), collapsed, rtol=1e-10)
+    tanh = _manual(5, 8, 3, activation="tanh", seed=3)
+    assert not np.allclose(tanh.forward(x)[1].numpy(), collapsed)
+    with pytest.raises(ValueError, match="activation"):
+        ManualMLP(input_dim=5, hidden_dim=8, num_classes=3, activation="relu")
+
+
+def test_circles_validation_points_are_held_out_of_the_same_draw():
+    from keraszoo.data import circles_split
+
+    train, validation = circles_split(300, seed=4, held_out=100)
+    assert (train.num_examples, validation.num_examples) == (300, 100)
+    points = lambda split: np.stack([x for x, _ in split.examples.as_numpy_iterator()])  # noqa: E731
+    both, _ = make_circles(400, seed=4, noise=0.1)
+    np.testing.assert_array_equal(np.concatenate([points(train), points(validation)]), both)
+
+
 def test_descent_variants_set_the_batch_size(mlp_recipe):
     config = mlp_recipe.MLPConfig(batch_size=16)
     assert mlp_recipe.effective_config(dataclasses.replace(config, descent="batch"), 1000).batch_size == 1000
@@ -179,7 +204,7 @@ def test_circles_run_reaches_95_percent(mlp_recipe, tmp_path, implementation):
                                   export_dir=str(tmp_path / "models"), verbose="0")
     metrics = mlp_recipe.main(config)
     assert metrics["test_accuracy"] >= 0.95
-    assert metrics["train_loss"] < metrics["initial_test_loss"]
+    assert metrics["train_loss"] < metrics["initial_val_loss"]
     assert (tmp_path / "run" / "decision_boundary.png").read_bytes()[:4] == b"\x89PNG"
     assert (Path(metrics["saved_model"]) / "run_record" / "decision_boundary.png").is_file()
 

@@ -116,7 +116,8 @@ def test_quickstart_exports_under_its_own_name_and_prints_no_tensorflow_noise(da
     """The README's curl/predict examples keep answering with the shipped cifar10_cnn."""
     command = _quickstart_command()
     assert "--export-name cifar10_cnn_quickstart" in command
-    overrides = ["--train-split", "train[:256]", "--test-split", "test[:128]", "--epochs", "1",
+    overrides = ["--train-split", "train[:256]", "--validation-split", "train[-128:]", "--test-split", "test[:128]",
+                 "--epochs", "1",
                  "--output", str(tmp_path / "run"), "--export-dir", str(tmp_path / "saved_models")]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TF_CPP", "KERASZOO_TF_LOGS"))}
     result = subprocess.run(["bash", "-c", command, "run.sh", *overrides], cwd=ROOT, capture_output=True, text=True,

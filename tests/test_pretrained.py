@@ -181,7 +181,7 @@ def test_recipe_runs_offline_and_exports_a_model_for_raw_digits(data_dir, tmp_pa
                         {**pretrained.VIT_PRESETS["vit_tiny_patch16_224"], "num_layers": 2})
     metrics = recipe.main(recipe.MnistViTB16Config(
         model="vit_tiny_patch16_224", weights="none", image_size=32, data_dir=data_dir,
-        train_split="train[:64]", test_split="test[:32]", epochs=1, batch_size=32,
+        train_split="train[:64]", validation_split="train[-32:]", test_split="test[:32]", epochs=1, batch_size=32,
         output=str(tmp_path / "run"), export_dir=str(tmp_path / "models"), verbose="0"))
     serving = load_serving_fn(metrics["saved_model"])
     digits = np.random.default_rng(0).integers(0, 256, size=(3, 28, 28, 1)).astype("uint8")

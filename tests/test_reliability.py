@@ -97,7 +97,8 @@ def unfinished_run(mlp, tmp_path_factory):
     data = mlp._data(config)
     seed_everything(0)
     model = mlp.build_model(config, data.metadata).training  # the manual MLP and its functional twin
-    train(model, train_data=data.train, test_data=data.test, config=config, output_dir=root / "run", num_classes=2)
+    train(model, train_data=data.train, validation_data=data.validation, test_data=data.test, config=config,
+          output_dir=root / "run", num_classes=2)
     return root / "run"
 
 

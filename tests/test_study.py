@@ -43,3 +43,66 @@ def test_a_bad_grid_point_is_refused_before_anything_trains(tmp_path):
         run_study(_args(tmp_path), config_class=mlp.MLPConfig, main=mlp.main,
                   grid={**GRID, "lr-0": {"learning_rate": 0.0}}, fixed=FIXED)
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_diverged_run_is_kept_as_a_result_with_its_error(tmp_path):
+    """A study's run that stops on a non-finite loss is a finding (Q.16: "large lr diverges"): its epochs
+    so far and its one-line error are copied beside the other records, and the next command retries it."""
+    from keraszoo.training.study import load_failed
+
+    args = _args(tmp_path, "--seeds", "0", "--epochs", "3")
+    grid = {"lr-1e30": {"learning_rate": 1e30, "activation": "linear"}}  # tanh would saturate, staying finite
+    assert run_study(args, config_class=mlp.MLPConfig, main=mlp.main, grid=grid, fixed=FIXED) == 1
+    assert load_records(args.records) == []
+    [failed] = load_failed(args.records)
+    assert failed.name == "lr-1e30-seed0" and failed.config["learning_rate"] == 1e30
+    assert "lower --learning-rate" in failed.metrics["error"]
+    assert len(failed.history) < 3
+
+
+def _fake_record(folder, name, accuracies, *, test=None, error=None):
+    import json
+
+    folder = folder / name
+    folder.mkdir(parents=True)
+    lr, batch = name.split("-seed")[0].removeprefix("lr").split("-b")
+    (folder / "config.json").write_text(json.dumps({"learning_rate": float(lr), "batch_size": int(batch)}))
+    rows = "".join(f"{e},1.0,0.5,{1.5 - a},{a},0.1,10.0,12.0\n" for e, a in enumerate(accuracies, 1))
+    (folder / "history.csv").write_text("epoch,loss,accuracy,val_loss,val_accuracy,learning_rate,train_time_s,"
+                                        "epoch_time_s\n" + rows)
+    if error:
+        (folder / "failed.json").write_text(json.dumps({"error": error}))
+    else:
+        (folder / "metrics.json").write_text(json.dumps({"test_accuracy": test}))
+
+
+def test_lr_batch_report_marks_divergence_and_draws_the_heat_map(tmp_path):
+    from keraszoo.recipes import cifar10_lr_batch as study
+
+    records = tmp_path / "records"
+    _fake_record(records, "lr0.1-b128-seed0", [0.30, 0.50, 0.45], test=0.44)
+    _fake_record(records, "lr0.1-b128-seed1", [0.35, 0.40, 0.52], test=0.50)
+    _fake_record(records, "lr0.3-b32-seed0", [0.20], error="the training loss became nan at epoch 2, step 7: ...")
+    _fake_record(records, "lr0.3-b32-seed1", [0.25, 0.30], test=0.28)
+    text = study.report(records, tmp_path / "figures")
+    rows = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| 0.")}
+    assert rows["0.1, 128"].startswith("| 0.1, 128 | 0, 1 | 51.0 ± 1.4 | 2, 3 | 1.05 / 0.98 | 12.5 / 8.5 | 5.0 / -2.0 "
+                                       "| no | 10.0 | 44.0 / 50.0 |")
+    assert "diverged (seed 0 at epoch 2)" in rows["0.3, 32"]
+    assert "not run yet" in rows["0.01, 512"]
+    assert (tmp_path / "figures" / "cifar10_lr_batch_heatmap.png").read_bytes()[:4] == b"\x89PNG"
+    assert set(study.grid()) >= {"lr0.025-b32", "lr0.4-b512", "lr0.01-b512"} and len(study.grid()) == 14
+
+
+def test_sweeps_keep_the_examples_seen_when_n_shrinks():
+    from keraszoo.recipes import cifar10_sweeps as sweeps
+
+    grid = sweeps.grid(["gamma", "dropout", "train_size"])
+    assert grid["default"] in ({}, {"dropout_rate": 0.25}, {"lr_decay": 0.9})  # the study's fixed options: batchnorm's
+    assert grid["n1000"] == {"train_split": "train[:1000]", "epochs": 80, "lr_decay": pytest.approx(0.9 ** 0.1)}
+    assert grid["n5000"]["epochs"] == 16 and grid["n45000"] == {"train_split": "train[:45000]", "epochs": 8,
+                                                                   "lr_decay": 0.9}
+    # The learning rate ends at the same fraction of lr0 whatever N: gamma^epochs ~ 0.9^8.
+    for name in ("n1000", "n5000", "n20000"):
+        assert grid[name]["lr_decay"] ** grid[name]["epochs"] == pytest.approx(0.9 ** 8, rel=1e-4)
+    assert "gamma0.8" in grid and "dropout0.75" in grid and "n10000" not in grid  # N=10,000 is the default point

@@ -4,6 +4,7 @@ import importlib
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,10 @@ from keraszoo.training.run_record import read_history
 def test_first_loss_is_chance_level_and_loss_decreases(short_cifar10_run):
     config, metrics = short_cifar10_run
     # The course's "error at the start": an untrained 10-class net predicts ~uniformly.
-    assert metrics["initial_test_loss"] == pytest.approx(math.log(10), abs=0.1)
+    assert metrics["initial_val_loss"] == pytest.approx(math.log(10), abs=0.1)
     history = read_history(Path(config.output) / "history.csv")
     assert [row["epoch"] for row in history] == [1, 2]
-    assert history[1]["loss"] < history[0]["loss"] < metrics["initial_test_loss"]
+    assert history[1]["loss"] < history[0]["loss"] < metrics["initial_val_loss"]
     assert metrics["train_loss"] == history[-1]["loss"]
     # Chance is 10 % (+-1.3 points on 512 test images); a broken label or input path stays there.
     assert metrics["test_accuracy"] > 0.2
@@ -40,12 +41,50 @@ def test_run_record_is_complete(short_cifar10_run):
     assert not (run / "checkpoint").exists()  # dropped once the export is safe
 
 
+def test_validation_is_monitored_every_epoch_and_test_evaluated_once_apart(short_cifar10_run, data_dir):
+    """history.csv's val_ columns are the validation split's, metrics.json's test_ entries the test split's:
+    the saved model, evaluated on each split, gives each number back (a swap of the two splits fails)."""
+    import keras
+
+    import keraszoo.models  # noqa: F401 - registers keraszoo's layers
+    from keraszoo.data import read_split
+
+    config, metrics = short_cifar10_run
+    history = read_history(Path(config.output) / "history.csv")
+    assert (metrics["validation_split"], metrics["test_split"]) == ("train[-512:]", "test[:512]")
+    assert metrics["val_accuracy"] == history[-1]["val_accuracy"]
+    assert metrics["best_val_accuracy"] == max(row["val_accuracy"] for row in history)
+    assert not any(key.startswith("test") for row in history for key in row)
+    model = keras.models.load_model(Path(config.output) / "model.keras", compile=False)
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    for split, key in (("train[-512:]", "val_accuracy"), ("test[:512]", "test_accuracy")):
+        batches = read_split("cifar10", split, data_dir=data_dir).batches(batch_size=256)
+        assert model.evaluate(batches, verbose=0, return_dict=True)["accuracy"] == pytest.approx(metrics[key], abs=1e-6)
+    assert metrics["val_accuracy"] != metrics["test_accuracy"]
+
+
+@pytest.mark.parametrize("train, validation, test, shared", [
+    ("train", "train[-5000:]", "test", "5,000 examples (train[45000:50000])"),
+    ("train[:1000]", "train[900:1500]", "test", "100 examples (train[900:1000])"),
+    ("train[:1000]", "train[-500:]", "train[1%:3%]", "500 examples (train[500:1000])"),
+])
+def test_overlapping_splits_are_refused_before_anything_is_read(cifar10_recipe, data_dir, tmp_path, train,
+                                                                  validation, test, shared):
+    from keraszoo.training.runner import load_data
+
+    config = cifar10_recipe.Cifar10CNNConfig(data_dir=data_dir, train_split=train, validation_split=validation,
+                                             test_split=test, output=str(tmp_path / "run"))
+    with pytest.raises(ValueError, match=re.escape(f"share {shared}")):
+        load_data("cifar10", config)
+    assert not (tmp_path / "run").exists()
+
+
 def test_same_seed_gives_the_same_metrics(short_cifar10_run, cifar10_recipe, tmp_path):
     config, metrics = short_cifar10_run
     again = cifar10_recipe.main(
         dataclasses.replace(config, output=str(tmp_path / "again"), export=False)
     )
-    for key in ("test_accuracy", "test_loss", "train_loss", "initial_test_loss"):
+    for key in ("test_accuracy", "test_loss", "train_loss", "initial_val_loss"):
         assert again[key] == metrics[key], key
 
 
@@ -53,7 +92,7 @@ def test_resuming_with_other_options_is_refused(cifar10_recipe, data_dir, tmp_pa
     from keraszoo.training.checkpoint import EpochCheckpoint
 
     config = cifar10_recipe.Cifar10CNNConfig(
-        data_dir=data_dir, train_split="train[:64]", test_split="test[:64]", epochs=1,
+        data_dir=data_dir, train_split="train[:64]", validation_split="train[-64:]", test_split="test[:64]", epochs=1,
         output=str(tmp_path / "run"), export=False, verbose="0", evaluate_at_init=False,
     )
     (tmp_path / "run").mkdir()
@@ -133,7 +172,8 @@ def test_time_budget_schedule_follows_the_clock_and_stops():
 def test_speedrun_recipe_stops_on_budget_and_exports_without_random_layers(data_dir, tmp_path):
     recipe = importlib.import_module("keraszoo.recipes.cifar10_speedrun")
     metrics = recipe.main(recipe.SpeedrunConfig(
-        data_dir=data_dir, train_split="train[:4096]", test_split="test[:256]", budget_s=3.0, widths="8,16,32",
+        data_dir=data_dir, train_split="train[:4096]", validation_split="train[-256:]", test_split="test[:256]",
+        budget_s=3.0, widths="8,16,32",
         # 20, not the default 1000: the training stream holds one shuffled dataset per epoch, and building
         # 1000 of them took ~55 s before the first step; the budget ends training after about 2 epochs anyway.
         epochs=20, batch_size=64, output=str(tmp_path / "run"), export_dir=str(tmp_path / "models"), verbose="0"))

@@ -86,6 +86,39 @@ def slice_bounds(split: str, size: int) -> tuple[str, int, int]:
     return match["name"], start, end
 
 
+def check_disjoint(splits: dict[str, str], size_of) -> None:
+    """Refuses training, validation and test splits that share examples (``{role: split}``; ``size_of(name)``
+    gives a split's full size). Splits this module cannot parse (TFDS's ``a+b``, rounding options) are not checked."""
+    bounds = {}
+    for role, split in splits.items():
+        if _SLICE.match(split.replace(" ", "")) is None:
+            continue
+        size = size_of(split.split("[")[0].strip())
+        if size:  # an unknown split: reading it says why
+            bounds[role] = (split, *slice_bounds(split, size))
+    roles = list(bounds)
+    for i, first in enumerate(roles):
+        for second in roles[i + 1:]:
+            (split_a, name_a, start_a, end_a), (split_b, name_b, start_b, end_b) = bounds[first], bounds[second]
+            shared = min(end_a, end_b) - max(start_a, start_b)
+            if name_a == name_b and shared > 0:
+                raise ValueError(
+                    f"the {first} split {split_a!r} and the {second} split {split_b!r} share {shared:,} examples "
+                    f"({name_a}[{max(start_a, start_b)}:{min(end_a, end_b)}]): a model would be judged on data it "
+                    f"was trained or chosen on. Give disjoint slices, e.g. --train-split '{name_a}[:-5000]' "
+                    f"--validation-split '{name_a}[-5000:]'.")
+
+
+def pack_split_size(pack_dir: str | Path, name: str) -> int:
+    """How many examples the pack's split ``name`` holds (0 when the pack has no such split: reading it says why)."""
+    path = Path(pack_dir) / f"{name}.npz"
+    try:
+        with np.load(path) as pack:
+            return len(pack["labels"])
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError):
+        return 0
+
+
 def read_pack_split(pack_dir: str | Path, split: str) -> tuple[ArraySplit, dict]:
     """A split of a pack folder (``<name>.npz`` for each split name) and the pack's summary."""
     from keraszoo.data.jpeg_pack import read_pack

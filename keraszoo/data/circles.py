@@ -49,8 +49,16 @@ def make_circles(
     return points[order].astype(np.float32), labels[order]
 
 
-def circles_split(num_examples: int, *, seed: int, noise: float = 0.1, name: str = "train") -> SplitData:
-    """A circles split in the data layer's form (unbatched ``(point, label)`` examples)."""
-    points, labels = make_circles(num_examples, seed=seed, noise=noise)
-    examples = tf.data.Dataset.from_tensor_slices((points, labels))
-    return SplitData(examples=examples, num_examples=num_examples, split=f"{name}[{num_examples}]")
+def circles_split(num_examples: int, *, seed: int, noise: float = 0.1, name: str = "train", held_out: int = 0):
+    """A circles split in the data layer's form (unbatched ``(point, label)`` examples). With ``held_out``,
+    that many more points are drawn in the same draw and returned apart: (split, validation split)."""
+    points, labels = make_circles(num_examples + held_out, seed=seed, noise=noise)
+
+    def split(part, label):
+        return SplitData(examples=tf.data.Dataset.from_tensor_slices((points[part], labels[part])),
+                         num_examples=len(labels[part]), split=label)
+
+    if not held_out:
+        return split(slice(None), f"{name}[{num_examples}]")
+    return (split(slice(None, num_examples), f"{name}[{num_examples}]"),
+            split(slice(num_examples, None), f"{name}[{num_examples}:{num_examples + held_out}]"))

@@ -116,6 +116,12 @@ def dataset_metadata(name: str, *, data_dir: str | None = None) -> DatasetMetada
     )
 
 
+def split_size(name: str, split_name: str, *, data_dir: str | None = None) -> int:
+    """The size of a whole prepared split (``train``), 0 when there is no such split (reading it says why)."""
+    splits = _prepared_builder(name, data_dir).info.splits
+    return int(splits[split_name].num_examples) if split_name in splits else 0
+
+
 def read_split(name: str, split: str, *, data_dir: str | None = None) -> SplitData:
     """Decoded, unbatched examples of ``split`` (TFDS slicing such as ``train[:5000]`` works).
 

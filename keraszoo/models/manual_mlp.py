@@ -15,7 +15,8 @@ Backward (softmax and cross-entropy simplify to y^ - y):
 
 and plain SGD: theta <- theta - lr * grad theta. The optional squared-error loss
 L = (1/B) sum_i ||y^_i - y_i||^2 (course Q.8-Q.9) keeps the softmax Jacobian:
-delta_y = y^ * (g - sum_k g_k y^_k) with g = 2 (y^ - y) / B.
+delta_y = y^ * (g - sum_k g_k y^_k) with g = 2 (y^ - y) / B. The optional linear hidden
+layer (h = h~, course Q.3: why a non-linearity) has derivative 1 in place of 1 - h^2.
 
 ``ManualMLP`` is a Keras model whose ``train_step`` applies these gradients, so it
 trains with ``fit`` (progress bar, callbacks, the shared trainer's resume and record)
@@ -28,6 +29,7 @@ import keras
 import tensorflow as tf
 
 LOSSES = ("cross_entropy", "squared_error")
+ACTIVATIONS = ("tanh", "linear")
 
 
 @keras.saving.register_keras_serializable(package="keraszoo")
@@ -42,6 +44,7 @@ class ManualMLP(keras.Model):
         num_classes: int,
         loss: str = "cross_entropy",
         input_scale: float = 1.0,
+        activation: str = "tanh",
         **kwargs,
     ):
         if keras.backend.backend() != "tensorflow":
@@ -55,8 +58,10 @@ class ManualMLP(keras.Model):
             raise ValueError("input_dim and hidden_dim must be >= 1 and num_classes >= 2.")
         if loss not in LOSSES:
             raise ValueError(f"loss={loss!r}: expected one of {LOSSES}.")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation={activation!r}: expected one of {ACTIVATIONS}.")
         self.input_dim, self.hidden_dim, self.num_classes = input_dim, hidden_dim, num_classes
-        self.loss_name, self.input_scale = loss, input_scale
+        self.loss_name, self.input_scale, self.activation = loss, input_scale, activation
 
     def build(self, input_shape=None):
         # One example's raw shape, e.g. (28, 28, 1) for uint8 digits: what as_functional takes.
@@ -88,7 +93,9 @@ class ManualMLP(keras.Model):
         return tf.reshape(x, (-1, self.input_dim))
 
     def forward(self, x):
-        h = tf.tanh(tf.matmul(x, self.W_h, transpose_b=True) + self.b_h)  # (B, n_h)
+        h = tf.matmul(x, self.W_h, transpose_b=True) + self.b_h  # (B, n_h)
+        if self.activation == "tanh":
+            h = tf.tanh(h)
         logits = tf.matmul(h, self.W_y, transpose_b=True) + self.b_y  # (B, n_y)
         return h, logits
 
@@ -115,7 +122,9 @@ class ManualMLP(keras.Model):
             delta_y = y_hat * (g - tf.reduce_sum(g * y_hat, axis=1, keepdims=True))
         grad_W_y = tf.matmul(delta_y, h, transpose_a=True)  # (n_y, n_h)
         grad_b_y = tf.reduce_sum(delta_y, axis=0)
-        delta_h = tf.matmul(delta_y, self.W_y) * (1.0 - tf.square(h))  # (B, n_h)
+        delta_h = tf.matmul(delta_y, self.W_y)  # (B, n_h)
+        if self.activation == "tanh":
+            delta_h = delta_h * (1.0 - tf.square(h))
         grad_W_h = tf.matmul(delta_h, x, transpose_a=True)  # (n_h, n_x)
         grad_b_h = tf.reduce_sum(delta_h, axis=0)
         loss = self.loss_from_logits(logits, y_onehot)
@@ -174,6 +183,7 @@ class ManualMLP(keras.Model):
             "num_classes": self.num_classes,
             "loss": self.loss_name,
             "input_scale": self.input_scale,
+            "activation": self.activation,
         }
 
 

@@ -23,12 +23,16 @@ def build_vit(
     num_classes: int | None,
     dropout_rate: float = 0.0,
     layer_norm_epsilon: float = 1e-6,
+    pooling: str = "class_token",
+    position_embedding: bool = True,
     name: str = "vit",
 ) -> keras.Model:
     """Float images -> logits, classifying from the class token after a final LayerNorm.
 
     ``num_classes=None`` leaves the head out: the model returns the final LayerNorm's
-    (batch, tokens, hidden_dim) sequence, as keras-hub's ``ViTBackbone`` does.
+    (batch, tokens, hidden_dim) sequence, as keras-hub's ``ViTBackbone`` does. The ablations:
+    ``pooling="mean"`` drops the class token and classifies the mean of the patch tokens (global
+    average pooling); ``position_embedding=False`` adds no positions.
     """
     height, width = image_shape[:2]
     if len(image_shape) != 3:
@@ -42,10 +46,13 @@ def build_vit(
         raise ValueError("num_layers, num_heads, mlp_dim, hidden_dim must be >= 1 and num_classes >= 2 (or None).")
     if not 0 <= dropout_rate < 1:
         raise ValueError(f"dropout_rate must be in [0, 1), got {dropout_rate}.")
+    if pooling not in ("class_token", "mean"):
+        raise ValueError(f"pooling must be 'class_token' or 'mean', got {pooling!r}.")
 
     inputs = keras.Input(image_shape, name="images")
     x = PatchEmbedding(patch_size, hidden_dim, name="patch_embedding")(inputs)  # (batch, patches, dim)
-    x = ClassTokenPosition(name="class_token_position")(x)  # (batch, 1 + patches, dim)
+    x = ClassTokenPosition(class_token=pooling == "class_token", position_embedding=position_embedding,
+                           name="class_token_position")(x)  # (batch, 1 + patches, dim)
     x = layers.Dropout(dropout_rate, name="embedding_dropout")(x)
     for index in range(num_layers):
         x = TransformerEncoderBlock(num_heads, mlp_dim, dropout_rate, layer_norm_epsilon,
@@ -53,9 +60,9 @@ def build_vit(
     x = layers.LayerNormalization(epsilon=layer_norm_epsilon, name="layer_norm")(x)
     if num_classes is None:
         return keras.Model(inputs, x, name=name)
-    class_token = x[:, 0]  # (batch, dim)
+    pooled = x[:, 0] if pooling == "class_token" else layers.GlobalAveragePooling1D(name="token_mean")(x)
     # Zero-initialised head, as in the ViT paper: training starts exactly at chance level, ln(C).
-    logits = layers.Dense(num_classes, kernel_initializer="zeros", name="classifier")(class_token)
+    logits = layers.Dense(num_classes, kernel_initializer="zeros", name="classifier")(pooled)
     return keras.Model(inputs, logits, name=name)
 
 

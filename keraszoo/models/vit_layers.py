@@ -52,22 +52,38 @@ class PatchEmbedding(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keraszoo")
 class ClassTokenPosition(layers.Layer):
-    """Prepends a learned class token and adds learned positional embeddings (one per token)."""
+    """Prepends a learned class token and adds learned positional embeddings (one per token).
+
+    ``class_token=False`` or ``position_embedding=False`` leave either out: the ablations of
+    docs/vit_mnist.md (without positions, attention cannot tell the patches' places apart).
+    """
+
+    def __init__(self, class_token: bool = True, position_embedding: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.use_class_token, self.use_position_embedding = class_token, position_embedding
 
     def build(self, input_shape):
         tokens, dim = input_shape[1], input_shape[2]
-        self.class_token = self.add_weight(shape=(1, 1, dim), initializer="zeros", name="class_token")
-        self.position_embedding = self.add_weight(
-            shape=(1, tokens + 1, dim), initializer=keras.initializers.RandomNormal(stddev=0.02),
-            name="position_embedding")
+        if self.use_class_token:
+            self.class_token = self.add_weight(shape=(1, 1, dim), initializer="zeros", name="class_token")
+        if self.use_position_embedding:
+            self.position_embedding = self.add_weight(
+                shape=(1, tokens + int(self.use_class_token), dim),
+                initializer=keras.initializers.RandomNormal(stddev=0.02), name="position_embedding")
 
     def call(self, patches):
-        batch = ops.shape(patches)[0]
-        class_tokens = ops.broadcast_to(self.class_token, (batch, 1, ops.shape(patches)[2]))
-        return ops.concatenate([class_tokens, patches], axis=1) + self.position_embedding
+        x = patches
+        if self.use_class_token:
+            class_tokens = ops.broadcast_to(self.class_token, (ops.shape(patches)[0], 1, ops.shape(patches)[2]))
+            x = ops.concatenate([class_tokens, patches], axis=1)
+        return x + self.position_embedding if self.use_position_embedding else x
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[1] + 1, input_shape[2])
+        return (input_shape[0], input_shape[1] + int(self.use_class_token), input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "class_token": self.use_class_token,
+                "position_embedding": self.use_position_embedding}
 
 
 @keras.saving.register_keras_serializable(package="keraszoo")

@@ -21,7 +21,7 @@ import statistics
 from pathlib import Path
 
 from keraszoo.recipes.cifar10_cnn import VARIANTS
-from keraszoo.training.study import by_group, load_records, mean_std, plot_groups, seeds_of, summary_table
+from keraszoo.training.study import best_monitored, by_group, load_records, mean_std, plot_groups, seeds_of, summary_table
 
 
 def parse_args(argv=None):
@@ -61,7 +61,7 @@ def report(records, figures: Path, prefix: str = "cifar10_ladder") -> str:
         "test accuracy % (mean ± std)": lambda runs: mean_std(x["test_accuracy"] for x in m(runs)),
         "final train accuracy %": lambda runs: mean_std(x["train_accuracy"] for x in m(runs)).split(" (")[0],
         "train–test gap (points)": lambda runs: f"{100 * statistics.mean(x['train_accuracy'] - x['test_accuracy'] for x in m(runs)):.1f}",
-        "best epoch (test acc.)": lambda runs: ", ".join(f"{x['best_epoch']} ({100 * x['best_test_accuracy']:.1f})" for x in m(runs)),
+        "best epoch (its monitored acc.)": lambda runs: ", ".join(f"{x['best_epoch']} ({100 * best_monitored(x):.1f})" for x in m(runs)),
         "train s/epoch (median)": lambda runs: f"{statistics.mean(_seconds_per_epoch(r) for r in runs):.3g}",
         "hardware": lambda runs: "; ".join(sorted({_hardware(x["environment"]) for x in m(runs)})),
     })

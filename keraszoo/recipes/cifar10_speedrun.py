@@ -6,7 +6,8 @@ the learning rate following the clock: linear warmup over the first --warmup fra
 budget, then linear decay to 0 exactly when the budget is spent. Random flips and 2-pixel
 translations in training, per-channel normalisation from the training split, all inside the
 model; the exported model holds no random layer. The run record says how many epochs and
-steps the budget allowed on this machine, and the test accuracy after each epoch.
+steps the budget allowed on this machine, the validation accuracy after each epoch and the
+test accuracy once, at the end.
 
 examples:
   python recipes/cifar10_speedrun.py                          # 10 minutes of training

@@ -43,7 +43,10 @@ class MLPConfig(TrainConfig):
     hidden_dim: int | None = option(None, "hidden units (default: 100 for mnist, 10 for circles)")
     loss: Literal["cross_entropy", "squared_error"] = option(
         "cross_entropy", "training loss; squared_error (course Q.8-Q.9) needs --implementation manual")
+    activation: Literal["tanh", "linear"] = option(
+        "tanh", "hidden layer's activation; linear (course Q.3) makes the whole network one linear map")
     circles_train_size: int = option(1000, "circles: training points")
+    circles_validation_size: int = option(500, "circles: held-out points drawn with the training ones (validation)")
     circles_test_size: int = option(1000, "circles: test points")
     circles_noise: float = option(0.1, "circles: std of the Gaussian noise on the coordinates")
 
@@ -55,7 +58,8 @@ class MLPConfig(TrainConfig):
             raise ValueError("--loss squared_error is implemented by hand only: add --implementation manual.")
         if self.hidden_dim is not None and self.hidden_dim < 1:
             raise ValueError(f"hidden_dim must be >= 1, got {self.hidden_dim}.")
-        if min(self.circles_train_size, self.circles_test_size) < 2 or self.circles_noise < 0:
+        if min(self.circles_train_size, self.circles_validation_size, self.circles_test_size) < 2 \
+                or self.circles_noise < 0:
             raise ValueError("circles sizes must be >= 2 and circles_noise >= 0.")
 
 
@@ -65,10 +69,12 @@ def _data(config: MLPConfig):
 
     if config.dataset == "mnist":
         return load_data("mnist", config)
-    # Train and test points come from different seeds: the same generator, disjoint draws.
+    # Training and validation points are one draw split in two; test points come from another seed:
+    # the same generator, disjoint draws.
+    train, validation = circles_split(config.circles_train_size, seed=2 * config.seed, noise=config.circles_noise,
+                                      held_out=config.circles_validation_size)
     return ClassificationData(
-        metadata=CIRCLES_METADATA,
-        train=circles_split(config.circles_train_size, seed=2 * config.seed, noise=config.circles_noise),
+        metadata=CIRCLES_METADATA, train=train, validation=validation,
         test=circles_split(config.circles_test_size, seed=2 * config.seed + 1, noise=config.circles_noise,
                            name="test"),
     )
@@ -90,10 +96,12 @@ def build_model(config: MLPConfig, metadata):
         # Scaling and flattening happen inside the model, so both implementations take
         # the same raw inputs (uint8 digits for MNIST) and export the same signature.
         model = ManualMLP(input_dim=input_dim, hidden_dim=hidden_dim, num_classes=metadata.num_classes,
-                          loss=config.loss, input_scale=1 / 255 if is_image else 1.0, name="manual_mlp")
+                          loss=config.loss, input_scale=1 / 255 if is_image else 1.0, activation=config.activation,
+                          name="manual_mlp")
         model.build((None, *metadata.input_shape))
         return ModelPair(model, model.as_functional())
-    mlp = build_mlp(input_dim=input_dim, hidden_dim=hidden_dim, num_classes=metadata.num_classes)
+    mlp = build_mlp(input_dim=input_dim, hidden_dim=hidden_dim, num_classes=metadata.num_classes,
+                    activation=config.activation)
     if not is_image:
         return mlp
     return build_image_classifier(backbone=mlp, image_shape=metadata.input_shape,
@@ -153,6 +161,7 @@ def main(config: MLPConfig) -> dict:
     config = dataclasses.replace(config, output=config.output or str(default_output))
     return run_classification(
         config, name=name, build_model=build_model, data=data,
-        extra_metrics={"implementation": config.implementation, "descent": config.descent, "loss": config.loss},
+        extra_metrics={"implementation": config.implementation, "descent": config.descent, "loss": config.loss,
+                       "activation": config.activation},
         after_training=plot_decision_boundary if config.dataset == "circles" else None,
     )

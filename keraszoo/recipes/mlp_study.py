@@ -1,4 +1,7 @@
-"""The course's part-1 study: learning-rate sweep and batch / minibatch / online descent.
+"""keraszoo's answers to the course's part-1 questions, measured: learning rate (Q.11), batch / minibatch /
+online descent (Q.10), a linear vs a tanh hidden layer (Q.3), cross-entropy vs squared error (Q.8-Q.9)
+and the number of training examples N (Q.2, MNIST: the first N of train[:55000]; every N sees at least
+5 epochs of 55,000 examples' worth of steps, at most 100 epochs).
 
 Runs keraszoo.recipes.mlp (hand-written implementation) over a grid on circles and MNIST,
 each run in --runs/<dataset>-<study>-<value>-seed<seed>/ (resumable; finished runs are
@@ -6,7 +9,7 @@ skipped), copies the small records to --records, writes their summary.json, draw
 figure per sweep into --figures and prints the tables of docs/mlp.md as Markdown.
 
 examples:
-  python recipes/mlp_study.py                       # everything (about 25 minutes on 2 CPU cores)
+  python recipes/mlp_study.py --seeds 0 1 --jobs 2  # everything (about 30 minutes on 2 CPU cores)
   python recipes/mlp_study.py --only circles        # the circles part (about 3 minutes)
   python recipes/mlp_study.py --report-only
 """
@@ -26,7 +29,18 @@ STUDIES = [
     ("circles", "descent", ["batch", "minibatch", "online"], {"learning_rate": 0.1, "epochs": 20}),
     ("mnist", "learning_rate", [0.001, 0.01, 0.1, 1.0, 10.0], {"descent": "minibatch", "epochs": 5}),
     ("mnist", "descent", ["batch", "minibatch", "online"], {"learning_rate": 0.1, "epochs": 3}),
+    ("circles", "activation", ["tanh", "linear"], {"descent": "minibatch", "learning_rate": 0.1, "epochs": 20}),
+    ("mnist", "activation", ["tanh", "linear"], {"descent": "minibatch", "learning_rate": 0.1, "epochs": 5}),
+    ("circles", "loss", ["cross_entropy", "squared_error"], {"descent": "minibatch", "learning_rate": 0.1, "epochs": 20}),
+    ("mnist", "loss", ["cross_entropy", "squared_error"], {"descent": "minibatch", "learning_rate": 0.1, "epochs": 5}),
+    ("mnist", "train_size", [1000, 5000, 15000, 55000], {"descent": "minibatch", "learning_rate": 0.1}),
 ]
+MNIST_TRAIN = 55000  # train[:55000]; the last 5,000 are the validation split
+
+
+def train_size_options(size: int) -> dict:
+    """The first ``size`` training digits, trained for at least 5 epochs of 55,000 digits' worth of steps."""
+    return {"train_split": f"train[:{size}]", "epochs": min(100, round(5 * MNIST_TRAIN / size))}
 
 
 def parse_args(argv=None):
@@ -35,6 +49,8 @@ def parse_args(argv=None):
     # epochs=None: each study's own (20 on circles, 5 or 3 on MNIST) unless --epochs says otherwise.
     parser = study_parser(__doc__, runs="runs/mlp_study", records="docs/records/mlp_study", epochs=None, seeds=(0,))
     parser.add_argument("--only", choices=["circles", "mnist"], help="run one dataset's studies")
+    parser.add_argument("--studies", nargs="+", choices=sorted({study for _, study, _, _ in STUDIES}),
+                        help="run these studies only (default: all)")
     return parser.parse_args(argv)
 
 
@@ -42,13 +58,17 @@ def group_name(dataset: str, study: str, value) -> str:
     return f"{dataset}-{study}-{value:g}" if study == "learning_rate" else f"{dataset}-{study}-{value}"
 
 
-def grid(only: str | None = None) -> dict[str, dict]:
-    return {group_name(dataset, study, value): {**fixed, study: value, "dataset": dataset}
-            for dataset, study, values, fixed in STUDIES if only in (None, dataset) for value in values}
+def grid(only: str | None = None, studies=None) -> dict[str, dict]:
+    def options(study, value):
+        return train_size_options(value) if study == "train_size" else {study: value}
+
+    return {group_name(dataset, study, value): {**fixed, **options(study, value), "dataset": dataset}
+            for dataset, study, values, fixed in STUDIES if only in (None, dataset)
+            if studies is None or study in studies for value in values}
 
 
 def to_target(history: list[dict], target: float):
-    """(epochs, train seconds) until test accuracy first reaches ``target``, or (None, None)."""
+    """(epochs, train seconds) until validation accuracy first reaches ``target``, or (None, None)."""
     seconds = 0.0
     for row in history:
         seconds += row["train_time_s"]
@@ -64,10 +84,14 @@ def summarize(records) -> list[dict]:
     for dataset, study, values, _ in STUDIES:
         for value in values:
             for record in [r for name, r in sorted(found.items()) if name.startswith(group_name(dataset, study, value) + "-seed")]:
+                if "val_accuracy" not in record.metrics:
+                    continue  # made before keraszoo had a validation split (monitored on test): docs/mlp.md keeps those tables
                 epochs, seconds = to_target(record.history, TARGET_ACCURACY)
                 rows.append({"name": record.name, "dataset": dataset, "study": study, "value": value, "seed": record.seed,
-                             **{k: record.metrics[k] for k in ("test_accuracy", "test_loss", "train_loss", "epochs",
-                                                               "mean_train_time_per_epoch_s", "environment")},
+                             **{k: record.metrics[k] for k in ("val_accuracy", "val_loss", "best_val_accuracy",
+                                                               "test_accuracy", "test_loss", "train_accuracy",
+                                                               "train_loss", "epochs", "mean_train_time_per_epoch_s",
+                                                               "environment")},
                              "batch_size": record.config["batch_size"], "epochs_to_target": epochs,
                              "train_seconds_to_target": seconds, "history": record.history})
     return rows
@@ -93,27 +117,31 @@ def plot(rows, folder: Path) -> None:
             axes[1].plot(epochs, [h["val_accuracy"] for h in row["history"]], "o-", markersize=3, label=label)
         axes[0].set_yscale("log")
         axes[1].axhline(TARGET_ACCURACY, color="grey", linestyle=":", linewidth=1)
-        save_figure(fig, axes, [f"{dataset}: test loss (log scale; gaps = NaN, diverged)", f"{dataset}: test accuracy"],
+        save_figure(fig, axes, [f"{dataset}: validation loss (log scale; gaps = NaN, diverged)",
+                                f"{dataset}: validation accuracy"],
                     folder / f"mlp_{dataset}_{study}.png")
 
 
 def tables(rows) -> str:
     out = []
+    def loss(value):
+        return "NaN (diverged)" if isinstance(value, float) and math.isnan(value) else f"{value:.4f}"
+
     for dataset in ("circles", "mnist"):
-        for study in ("learning_rate", "descent"):
+        for study in dict.fromkeys(study for _, study, _, _ in STUDIES):
             chosen = [r for r in rows if r["dataset"] == dataset and r["study"] == study]
             if not chosen:
                 continue
             out += [f"\n### {dataset}: {study.replace('_', ' ')}\n",
-                    f"| {study.replace('_', ' ')} | batch size | seed | epochs | test accuracy | test loss | "
-                    f"epochs to {TARGET_ACCURACY:.0%} | train s to {TARGET_ACCURACY:.0%} | train s/epoch |",
-                    "|---|---|---|---|---|---|---|---|---|"]
+                    f"| {study.replace('_', ' ')} | batch size | seed | epochs | train accuracy | validation accuracy "
+                    f"| validation loss | epochs to {TARGET_ACCURACY:.0%} (val.) | train s to {TARGET_ACCURACY:.0%} "
+                    "| train s/epoch | test accuracy (once) |",
+                    "|---|---|---|---|---|---|---|---|---|---|---|"]
             for r in chosen:
-                loss = "NaN (diverged)" if isinstance(r["test_loss"], float) and math.isnan(r["test_loss"]) \
-                    else f"{r['test_loss']:.4f}"
-                out.append(f"| {r['value']} | {r['batch_size']} | {r['seed']} | {r['epochs']} | {r['test_accuracy']:.4f} | "
-                           f"{loss} | {r['epochs_to_target'] or 'not reached'} | {r['train_seconds_to_target'] or '-'} | "
-                           f"{r['mean_train_time_per_epoch_s']:.2f} |")
+                out.append(f"| {r['value']} | {r['batch_size']} | {r['seed']} | {r['epochs']} | {r['train_accuracy']:.4f} "
+                           f"| {r['val_accuracy']:.4f} | {loss(r['val_loss'])} | {r['epochs_to_target'] or 'not reached'} "
+                           f"| {r['train_seconds_to_target'] or '-'} | {r['mean_train_time_per_epoch_s']:.2f} "
+                           f"| {r['test_accuracy']:.4f} |")
     return "\n".join(out)
 
 
@@ -124,7 +152,7 @@ def main(argv=None) -> int:
         from keraszoo.recipes import mlp
         from keraszoo.training.study import run_study
 
-        status = run_study(args, config_class=mlp.MLPConfig, main=mlp.main, grid=grid(args.only))
+        status = run_study(args, config_class=mlp.MLPConfig, main=mlp.main, grid=grid(args.only, args.studies))
     rows = summarize(load_records(args.records))
     Path(args.records).mkdir(parents=True, exist_ok=True)
     summary = [{k: v for k, v in r.items() if k != "history"} for r in rows]

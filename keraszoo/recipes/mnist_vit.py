@@ -14,6 +14,7 @@ examples:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from keraszoo.config import TrainConfig, option
 
@@ -37,6 +38,9 @@ class MnistViTConfig(TrainConfig):
     mlp_dim: int = option(128, "hidden units of each block's MLP")
     dropout_rate: float = option(0.1, "dropout in the blocks and on the embeddings")
     warmup_epochs: float = option(1.0, "linear warmup length, in epochs")
+    pooling: Literal["class_token", "mean"] = option(
+        "class_token", "what the head classifies: the class token, or the mean of the patch tokens (ablation)")
+    position_embedding: bool = option(True, "learned positional embeddings (--no-position-embedding: ablation)")
 
 
 def build_model(config: MnistViTConfig, metadata, train_data=None):
@@ -48,7 +52,8 @@ def build_model(config: MnistViTConfig, metadata, train_data=None):
     backbone = build_vit(image_shape=metadata.input_shape, patch_size=config.patch_size,
                          hidden_dim=config.hidden_dim, num_layers=config.num_layers, num_heads=config.num_heads,
                          mlp_dim=config.mlp_dim, num_classes=metadata.num_classes,
-                         dropout_rate=config.dropout_rate)
+                         dropout_rate=config.dropout_rate, pooling=config.pooling,
+                         position_embedding=config.position_embedding)
     # Normalised with the training split's statistics, inside the model: it serves raw digits.
     return build_image_classifier(backbone=backbone, image_shape=metadata.input_shape, name=NAME,
                                   preprocessing=[normalization(*channel_mean_variance(train_data))])

@@ -11,6 +11,8 @@ figures for docs/vit_mnist.md are made from the records.
 examples:
   python recipes/mnist_vit_sweep.py --epochs 3 --seeds 0 1          # the whole study (CPU: ~2 h)
   python recipes/mnist_vit_sweep.py --factors patch_size --seeds 0 --epochs 1 --train-split 'train[:5000]'
+  python recipes/mnist_vit_sweep.py --factors ablations --epochs 10 --train-split 'train[:10000]' \
+      --records docs/records/mnist_vit_ablations --runs runs/vit_ablations      # no positions, mean pooling
   python recipes/mnist_vit_sweep.py --report-only
 """
 
@@ -20,18 +22,22 @@ import math
 import statistics
 from pathlib import Path
 
-from keraszoo.training.study import by_group, load_records, mean_std, plot_groups, seeds_of, summary_table
+from keraszoo.training.study import best_monitored, by_group, load_records, mean_std, plot_groups, seeds_of, summary_table
 
 FACTORS = {"hidden_dim": (8, 16, 32, 64), "patch_size": (4, 7, 11, 14), "num_layers": (2, 4, 6, 8)}
 DEFAULT = {"hidden_dim": 64, "patch_size": 7, "num_layers": 6}
 LABELS = {"hidden_dim": "embedding size", "patch_size": "patch size", "num_layers": "depth (blocks)"}
+# The ablations (course: what the class token and the positional embedding are for), each against the default.
+ABLATIONS = {"no-position": {"position_embedding": False}, "mean-pool": {"pooling": "mean"}}
 
 
 def parse_args(argv=None):
     from keraszoo.training.study import study_parser
 
     parser = study_parser(__doc__, runs="runs/vit_sweep", records="docs/records/mnist_vit_sweep", epochs=3)
-    parser.add_argument("--factors", nargs="+", choices=list(FACTORS), default=list(FACTORS))
+    parser.add_argument("--factors", nargs="+", choices=[*FACTORS, "ablations"], default=list(FACTORS),
+                        help="factors to sweep; 'ablations' trains the default without positional embeddings "
+                        "and with mean pooling instead of the class token (default: the three factors)")
     parser.add_argument("--warmup-epochs", type=float, default=0.5, help="warmup of every run (default: %(default)s)")
     return parser.parse_args(argv)
 
@@ -44,6 +50,10 @@ def grid(factors) -> dict[str, dict]:
     """Every factor's values around the default; the default itself once."""
     points = {}
     for factor in factors:
+        if factor == "ablations":
+            points[run_name(DEFAULT)] = dict(DEFAULT)
+            points.update({f"{run_name(DEFAULT)}-{name}": {**DEFAULT, **options} for name, options in ABLATIONS.items()})
+            continue
         for value in FACTORS[factor]:
             settings = {**DEFAULT, factor: value}
             points[run_name(settings)] = settings
@@ -62,7 +72,7 @@ def report(records, figures: Path) -> str:
     for factor, values in FACTORS.items():
         names = {run_name({**DEFAULT, factor: value}): value for value in values}
         present = {name: groups[name] for name in names if name in groups}
-        if present:
+        if len(present) > 1:  # the default alone (an ablation study's records) is not a sweep
             plot_groups(present, figures / f"vit_sweep_{factor}.png", title=LABELS[factor],
                         label=lambda name: f"{factor} {names[name]}")
         m = lambda runs: [r.metrics for r in runs]  # noqa: E731
@@ -72,11 +82,24 @@ def report(records, figures: Path) -> str:
             "seeds": seeds_of,
             "test accuracy % (mean ± std)": lambda runs: mean_std(x["test_accuracy"] for x in m(runs)),
             "final test loss": lambda runs: mean_std((x["test_loss"] for x in m(runs)), scale=1, digits=4),
-            "best test acc. %": lambda runs: mean_std(x["best_test_accuracy"] for x in m(runs)).split(" (")[0],
+            "best monitored acc. %": lambda runs: mean_std(best_monitored(x) for x in m(runs)).split(" (")[0],
             "train s/epoch": lambda runs: f"{statistics.mean(x['mean_train_time_per_epoch_s'] for x in m(runs)):.0f}",
             "ms/step": lambda runs: f"{1000 * statistics.mean(seconds_per_step(r) for r in runs):.0f}",
         }, label=lambda name: f"{names[name]}{' (default)' if names[name] == DEFAULT[factor] else ''}")
         sections.append(f"### {LABELS[factor]}\n\n{table}")
+    names = [run_name(DEFAULT), *(f"{run_name(DEFAULT)}-{name}" for name in ABLATIONS)]
+    if any(name in groups for name in names[1:]):
+        m = lambda runs: [r.metrics for r in runs]  # noqa: E731
+        sections.append("### ablations\n\n" + summary_table(groups, names, first="model", columns={
+            "parameters": lambda runs: f"{runs[0].metrics['num_params']:,}",
+            "epochs, training split": lambda runs: f"{runs[0].metrics['epochs']}, {runs[0].metrics['train_split']}",
+            "seeds": seeds_of,
+            "final val. acc. % (mean ± std)": lambda runs: mean_std(x["val_accuracy"] for x in m(runs)),
+            "best val. acc. %": lambda runs: mean_std(x["best_val_accuracy"] for x in m(runs)),
+            "final val. loss": lambda runs: mean_std((x["val_loss"] for x in m(runs)), scale=1, digits=4),
+            "test acc. % (once, at the end)": lambda runs: mean_std(x["test_accuracy"] for x in m(runs)),
+        }, label=lambda name: {names[0]: "default (class token, learned positions)",
+                               names[1]: "no positional embedding", names[2]: "mean of patch tokens, no class token"}[name]))
     return "\n\n".join(sections)
 
 

@@ -1,7 +1,7 @@
 """The run record left next to every trained model.
 
 ``config.json`` (what was asked), ``history.csv`` (one row per epoch),
-``curves.png`` (train vs test loss and accuracy, one figure like the course's),
+``curves.png`` (train vs validation loss and accuracy per epoch, the test split's once at the end),
 ``metrics.json`` (final numbers, seed, wall time, library versions, hardware), and
 ``model.keras`` (the inference model, written when training ends).
 """
@@ -66,8 +66,10 @@ def _number(text: str):
     return int(value) if value.is_integer() and "." not in text and "e" not in text else value
 
 
-def plot_curves(path: Path, rows: list[dict], *, title: str, initial: dict | None = None) -> None:
-    """Loss and accuracy per epoch, train vs test, side by side (the course's figures 1-9)."""
+def plot_curves(path: Path, rows: list[dict], *, title: str, initial: dict | None = None,
+                test: dict | None = None) -> None:
+    """Loss and accuracy per epoch, train vs validation, side by side (the course's figures 1-9), and the
+    test split's ``test_loss``/``test_accuracy`` as one point at the last epoch when ``test`` has them."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: works on machines without a display
@@ -80,15 +82,18 @@ def plot_curves(path: Path, rows: list[dict], *, title: str, initial: dict | Non
     for ax, metric in zip(axes, ("loss", "accuracy")):
         test_x, test_y = list(epochs), [row[f"val_{metric}"] for row in rows]
         # Keras reports train metrics as running means over each epoch's batches (the weights change as
-        # it goes); test metrics are computed once, at the end of the epoch.
+        # it goes); validation metrics are computed once, at the end of the epoch.
         ax.plot(epochs, [row[metric] for row in rows], "o-", label="train (mean over the epoch)", markersize=3)
-        ax.plot(test_x, test_y, "s-", label="test (end of epoch)", markersize=3, color="C1")
-        if initial and f"initial_test_{metric}" in initial:
-            # Epoch 0 is the untrained model, evaluated on the test split: the chance-level start the
-            # course asks about. Untrained, train and test data look alike to it.
-            ax.plot([0, epochs[0]], [initial[f"initial_test_{metric}"], test_y[0]], "-", color="C1", linewidth=1)
-            ax.plot([0], [initial[f"initial_test_{metric}"]], "*", color="black", markersize=9,
-                    label="untrained (test split)")
+        ax.plot(test_x, test_y, "s-", label="validation (end of epoch)", markersize=3, color="C1")
+        if initial and f"initial_val_{metric}" in initial:
+            # Epoch 0 is the untrained model, evaluated on the validation split: the chance-level start
+            # the course asks about. Untrained, train and validation data look alike to it.
+            ax.plot([0, epochs[0]], [initial[f"initial_val_{metric}"], test_y[0]], "-", color="C1", linewidth=1)
+            ax.plot([0], [initial[f"initial_val_{metric}"]], "*", color="black", markersize=9,
+                    label="untrained (validation split)")
+        if test and f"test_{metric}" in test:
+            ax.plot([epochs[-1]], [test[f"test_{metric}"]], "D", color="C3", markersize=7,
+                    label=f"test (once, at the end): {test[f'test_{metric}']:.4f}")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric)
@@ -113,6 +118,23 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+# The vector and matrix units that decide CPU speed (and bfloat16 support): what a number depends on.
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_flags() -> list[str]:
+    """The SIMD_FLAGS this CPU has (from /proc/cpuinfo; empty where that file is missing)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    present = set(line.split(":", 1)[1].split())
+                    return [flag for flag in SIMD_FLAGS if flag in present]
+    except OSError:
+        pass
+    return []
 
 
 def onednn_enabled() -> bool:
@@ -144,6 +166,7 @@ def environment() -> dict:
         "numpy": np.__version__,
         "platform": platform.platform(),
         "cpu": _cpu_model(),
+        "cpu_flags": cpu_flags(),
         "cpu_count": os.cpu_count(),
         "devices": devices(),
         "gpus": [],

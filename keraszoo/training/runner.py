@@ -33,31 +33,43 @@ ModelFactory = Callable[[TrainConfig, DatasetMetadata], "keras.Model | ModelPair
 
 @dataclass(frozen=True)
 class ClassificationData:
+    """A recipe's three splits: ``train`` to fit, ``validation`` for every epoch's monitoring and every
+    choice, ``test`` evaluated once when training ends."""
+
     metadata: DatasetMetadata
     train: object  # SplitData (tf.data) or ArraySplit (NumPy)
+    validation: object
     test: object
 
 
 def load_data(dataset: str, config: TrainConfig) -> ClassificationData:
-    """The config's train and test splits: from ``--data-pack`` when given (no TensorFlow needed),
-    else from the prepared TFDS ``dataset``."""
-    if config.data_pack:
-        from keraszoo.data.arrays import pack_metadata, read_pack_split
+    """The config's train, validation and test splits, checked disjoint: from ``--data-pack`` when given
+    (no TensorFlow needed), else from the prepared TFDS ``dataset``."""
+    from keraszoo.data.arrays import check_disjoint
 
+    roles = {"training": config.train_split, "validation": config.validation_split, "test": config.test_split}
+    if config.data_pack:
+        from keraszoo.data.arrays import pack_metadata, pack_split_size, read_pack_split
+
+        check_disjoint(roles, lambda name: pack_split_size(config.data_pack, name))
         train, summary = read_pack_split(config.data_pack, config.train_split)
+        validation, _ = read_pack_split(config.data_pack, config.validation_split)
         test, _ = read_pack_split(config.data_pack, config.test_split)
         if summary.get("dataset") and summary["dataset"] != dataset:
             raise ValueError(f"--data-pack {config.data_pack} holds {summary['dataset']}, this recipe trains on "
                              f"{dataset}.")
-        return ClassificationData(pack_metadata(summary, config.data_pack, train.labels), train, test)
+        return ClassificationData(pack_metadata(summary, config.data_pack, train.labels), train, validation, test)
     from keraszoo.data import dataset_metadata, read_split
     from keraszoo.data.folder import data_folder
+    from keraszoo.data.tfds_data import split_size
 
     metadata = dataset_metadata(dataset, data_dir=config.data_dir)
     print(f"data: {dataset} {metadata.version} from {metadata.data_dir} ({data_folder(config.data_dir)[1]})", flush=True)
+    check_disjoint(roles, lambda name: split_size(dataset, name, data_dir=config.data_dir))
     return ClassificationData(
         metadata=metadata,
         train=read_split(dataset, config.train_split, data_dir=config.data_dir),
+        validation=read_split(dataset, config.validation_split, data_dir=config.data_dir),
         test=read_split(dataset, config.test_split, data_dir=config.data_dir),
     )
 
@@ -108,7 +120,8 @@ def run_classification(
         work_around_multiworker_build(pair.training, where.strategy)
     metadata = data.metadata
     result = train(
-        pair.training, train_data=data.train, test_data=data.test, config=config, output_dir=output_dir,
+        pair.training, train_data=data.train, validation_data=data.validation, test_data=data.test, config=config,
+        output_dir=output_dir,
         title=f"{name} - {metadata.name} {data.train.split}, seed {config.seed} ({keras.backend.backend()})",
         callbacks=list(callbacks), num_classes=metadata.num_classes, run_name=name,
         extra_metrics={
@@ -137,8 +150,9 @@ def run_classification(
               f"run `keraszoo export {output_dir}` to export {output_dir / MODEL_FILE}.")
     finish_run(output_dir, result.run_marker if where.is_chief else None, str(version_dir) if version_dir else None)
     print(
-        f"Test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f} after "
-        f"{metrics['epochs']} epochs ({metrics['wall_time_s']:.0f} s). Run record: {output_dir}"
+        f"Validation accuracy {metrics['val_accuracy']:.4f} (best {metrics['best_val_accuracy']:.4f} at epoch "
+        f"{metrics['best_epoch']}); test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f} "
+        f"(evaluated once) after {metrics['epochs']} epochs ({metrics['wall_time_s']:.0f} s). Run record: {output_dir}"
     )
     return {**metrics, "output_dir": str(output_dir)}
 

@@ -35,6 +35,7 @@ from keraszoo.training.command_line import add_distribution_arguments, distribut
 
 # The small files of a run record, what docs/records keeps (not the model).
 SMALL_RECORD_FILES = (run_record.CONFIG_FILE, run_record.HISTORY_FILE, run_record.METRICS_FILE, run_record.CURVES_FILE)
+FAILED_FILE = "failed.json"  # a run that stopped early (diverged): its error, beside its epochs so far
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,10 @@ def study_parser(description: str, *, runs: str, records: str, epochs: int, seed
     parser.add_argument("--seeds", type=int, nargs="+", default=list(seeds), help="seeds (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=epochs, help="epochs of every run (default: %(default)s)")
     parser.add_argument("--train-split", help="training split of every run (default: the recipe's)")
+    parser.add_argument("--validation-split", help="validation split of every run, what the study's choices are "
+                        "made on (default: the recipe's)")
+    parser.add_argument("--test-split", help="test split of every run, evaluated once at its end (default: the "
+                        "recipe's)")
     parser.add_argument("--data-dir", help="TFDS data_dir (default: $TFDS_DATA_DIR)")
     parser.add_argument("--data-pack", help="compact pack to read instead of TFDS (keraszoo pack), e.g. on JAX")
     parser.add_argument("--runs", default=runs, help="run folders (default: %(default)s)")
@@ -94,7 +99,9 @@ def run_study(args: argparse.Namespace, *, config_class: type, main: Callable, g
     if (args.epochs is not None and args.epochs < 1) or args.jobs < 1:
         raise SystemExit("error: --epochs and --jobs must be >= 1.")
     common = {key: value for key, value in {
-        "epochs": args.epochs, "train_split": args.train_split, "data_dir": args.data_dir,
+        "epochs": args.epochs, "train_split": args.train_split, "validation_split": args.validation_split,
+        "test_split": args.test_split,
+        "data_dir": args.data_dir,
         "data_pack": args.data_pack, "export": False, "verbose": "2", **distribution_options(args),
     }.items() if value is not None}
     runs = plan(grid, args.seeds)
@@ -107,8 +114,13 @@ def run_study(args: argparse.Namespace, *, config_class: type, main: Callable, g
             raise SystemExit(f"error: {run.name}: {error}") from None
     failed = _run_in_process(runs, configs, main) if args.jobs == 1 else _run_in_processes(runs, configs, args.jobs)
     for run in runs:
+        run_dir, record_dir = Path(args.runs) / run.name, Path(args.records) / run.name
         if run.name not in failed:
-            copy_record(Path(args.runs) / run.name, Path(args.records) / run.name)
+            copy_record(run_dir, record_dir)
+            (record_dir / FAILED_FILE).unlink(missing_ok=True)
+        elif run_dir.is_dir():  # a diverged run is a result too: its epochs so far and why it stopped
+            copy_record(run_dir, record_dir)
+            run_record.write_json(record_dir / FAILED_FILE, {"error": _last_error(Path(f"{run_dir}.log"))})
     if failed:
         print(f"failed: {', '.join(failed)} (see the messages above, or <run>.log with --jobs); rerun the same command to "
               "retry them, the others are skipped.", file=sys.stderr)
@@ -147,6 +159,29 @@ def _run_in_processes(runs: list[Run], configs: dict, jobs: int) -> list[str]:
                 print(f"finished {name}: exit {process.returncode}", flush=True)
                 if process.returncode:
                     failed.append(name)
+    return failed
+
+
+def _last_error(log: Path) -> str:
+    """The run's one-line error from its --jobs log (keraszoo's errors are one "error: ..." line)."""
+    try:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("error:")]
+    except OSError:
+        lines = []
+    return lines[-1][len("error:"):].strip() if lines else "the run failed: see the study's output"
+
+
+def load_failed(folder: str | Path, pattern: str = "*-seed*") -> list[Record]:
+    """The runs that stopped early (``failed.json``, e.g. diverged): ``metrics`` holds the error only."""
+    from keraszoo.training.run_record import read_history, read_json
+
+    failed = []
+    for path in sorted(Path(folder).glob(pattern)):
+        if (path / FAILED_FILE).is_file() and not (path / "metrics.json").is_file():
+            group, seed = path.name.rsplit("-seed", 1)
+            history = read_history(path / "history.csv") if (path / "history.csv").is_file() else []
+            failed.append(Record(name=path.name, group=group, seed=int(seed), config=read_json(path / "config.json"),
+                                 metrics=read_json(path / FAILED_FILE), history=history))
     return failed
 
 
@@ -200,6 +235,12 @@ def summary_table(groups: dict[str, list[Record]], order: Sequence[str], columns
     return "\n".join(lines)
 
 
+def best_monitored(metrics: dict) -> float:
+    """The best per-epoch accuracy: on validation, or on test in records made before keraszoo had a
+    validation split (they said best_test_accuracy; the test split was the monitor then)."""
+    return metrics["best_val_accuracy"] if "best_val_accuracy" in metrics else metrics["best_test_accuracy"]
+
+
 def seeds_of(records: list[Record]) -> str:
     return ", ".join(str(r.seed) for r in records)
 
@@ -208,7 +249,7 @@ def plot_groups(groups: dict[str, list[Record]], path: str | Path, *, title: str
                 metrics=("val_accuracy", "val_loss"), label: Callable[[str], str] = str,
                 with_train: bool = False) -> None:
     """One panel per metric against the epoch: a colour per group, a line per seed. With
-    ``with_train``, ``metrics`` are base names ("loss") and each panel has the test curve (solid)
+    ``with_train``, ``metrics`` are base names ("loss") and each panel has the validation curve (solid)
     and the training curve (dashed), so the gap between them shows."""
     import matplotlib
 
@@ -223,12 +264,13 @@ def plot_groups(groups: dict[str, list[Record]], path: str | Path, *, title: str
         for i, record in enumerate(records):
             epochs = [row["epoch"] for row in record.history]
             for ax, metric in zip(axes, metrics):
-                curves = [(f"val_{metric}", "-", "test, "), (metric, "--", "train, ")] if with_train else [(metric, "-", "")]
+                curves = [(f"val_{metric}", "-", "validation, "), (metric, "--", "train, ")] if with_train else [(metric, "-", "")]
                 for key, style, prefix in curves:
                     ax.plot(epochs, [row[key] for row in record.history], style, marker="o", ms=3, color=color,
                             alpha=0.85, label=f"{prefix}{label(group)}" if i == 0 else None)
-    names = {"val_accuracy": "test accuracy", "val_loss": "test loss", "accuracy": "train accuracy", "loss": "train loss"}
-    what = (lambda m: f"{m} (solid: test, dashed: train)") if with_train else (lambda m: names.get(m, m))
+    names = {"val_accuracy": "validation accuracy", "val_loss": "validation loss", "accuracy": "train accuracy",
+             "loss": "train loss"}
+    what = (lambda m: f"{m} (solid: validation, dashed: train)") if with_train else (lambda m: names.get(m, m))
     save_figure(fig, axes, [f"{title}: {what(m)}" for m in metrics], path)
 
 

@@ -141,15 +141,17 @@ class _PausePoints(keras.callbacks.Callback):
         faults.pause_point(f"epoch-{self.epoch}/batch-{batch + 1}")
 
 
-def write_record_files(output_dir: Path, history: list[dict], title: str, initial: dict) -> None:
+def write_record_files(output_dir: Path, history: list[dict], title: str, initial: dict,
+                       test: dict | None = None) -> None:
     run_record.write_history(output_dir / run_record.HISTORY_FILE, history)
-    run_record.plot_curves(output_dir / run_record.CURVES_FILE, history, title=title, initial=initial)
+    run_record.plot_curves(output_dir / run_record.CURVES_FILE, history, title=title, initial=initial, test=test)
 
 
 def train(
     model: keras.Model,
     *,
     train_data,
+    validation_data,
     test_data,
     config: TrainConfig,
     output_dir: str | Path,
@@ -159,9 +161,11 @@ def train(
     num_classes: int | None = None,
     run_name: str | None = None,
 ) -> TrainResult:
-    """Trains ``model`` (compiling it if needed), evaluating ``test_data`` after every epoch.
+    """Trains ``model`` (compiling it if needed), evaluating ``validation_data`` after every epoch
+    and ``test_data`` once, when training ends (course Q.1: the test split never chooses anything).
 
-    ``train_data`` and ``test_data`` are ``SplitData`` (tf.data) or ``ArraySplit`` (NumPy).
+    The splits are ``SplitData`` (tf.data) or ``ArraySplit`` (NumPy). history.csv's ``val_``
+    columns are the validation split's; metrics.json has ``val_`` and ``test_`` entries apart.
 
     Writes the run record into ``output_dir`` as it goes and returns the final
     metrics (also in ``metrics.json``). ``extra_metrics`` adds recipe-specific entries
@@ -182,14 +186,17 @@ def train(
     # Evaluation batches need not be as small as training ones (online SGD trains on 1 example).
     # Never larger than the split: under a tf.distribute strategy Keras builds the model from the
     # first batch reduced over replicas, which fails when a short batch splits unevenly (64 as 64 + 0).
-    test_batches = test_data.batches(batch_size=min(max(config.batch_size, EVAL_BATCH_SIZE), test_data.num_examples))
+    def eval_batches(data):
+        return data.batches(batch_size=min(max(config.batch_size, EVAL_BATCH_SIZE), data.num_examples))
+
+    validation_batches = eval_batches(validation_data)
     if config.evaluate_at_init and not state["initial"]:
         start = time.perf_counter()
-        initial = model.evaluate(test_batches, verbose=0, return_dict=True)
+        initial = model.evaluate(validation_batches, verbose=0, return_dict=True)
         report = chance_level_report(initial["loss"], initial["accuracy"], num_classes)
         state["initial"] = {
-            "initial_test_loss": report["initial_loss"],
-            "initial_test_accuracy": report["initial_accuracy"],
+            "initial_val_loss": report["initial_loss"],
+            "initial_val_accuracy": report["initial_accuracy"],
             "chance_level_loss": report["chance_loss"],
             "initial_loss_near_chance": report["ok"],
             "initial_eval_time_s": round(time.perf_counter() - start, 3),
@@ -212,15 +219,20 @@ def train(
             epochs=config.epochs,
             initial_epoch=state["epoch"],
             steps_per_epoch=steps_per_epoch,
-            validation_data=test_batches,
+            validation_data=validation_batches,
             shuffle=False,  # the stream is already shuffled, per epoch and reproducibly
             callbacks=[*callbacks, *guards, recorder],
             verbose=config.keras_verbose(),
         )
     history = state["history"][: config.epochs]
-    metrics = _final_metrics(history, state, config, train_data, test_data,
-                             {**(extra_metrics or {}), "run_id": marker.get("run_id")})
-    write_record_files(output_dir, history, title, state["initial"])
+    # The test split, once: after the last epoch, on the weights that are saved and exported.
+    start = time.perf_counter()
+    test = model.evaluate(eval_batches(test_data), verbose=0, return_dict=True)
+    test = {"test_loss": float(test["loss"]), "test_accuracy": float(test["accuracy"]),
+            "test_eval_time_s": round(time.perf_counter() - start, 3)}
+    metrics = _final_metrics(history, state, config, train_data, validation_data, test_data,
+                             {**(extra_metrics or {}), **test, "run_id": marker.get("run_id")})
+    write_record_files(output_dir, history, title, state["initial"], test)
     run_record.write_json(output_dir / run_record.METRICS_FILE, metrics)
     return TrainResult(metrics=metrics, history=history, output_dir=output_dir, run_marker=marker)
 
@@ -236,7 +248,7 @@ def _tensorboard(log_dir: Path) -> keras.callbacks.Callback:
     return keras.callbacks.TensorBoard(log_dir=str(log_dir), write_graph=True, update_freq="epoch")
 
 
-def _final_metrics(history, state, config, train_data, test_data, extra_metrics) -> dict:
+def _final_metrics(history, state, config, train_data, validation_data, test_data, extra_metrics) -> dict:
     if not history:
         raise RuntimeError("training produced no epoch; check --epochs and the training split.")
     last = history[-1]
@@ -244,18 +256,20 @@ def _final_metrics(history, state, config, train_data, test_data, extra_metrics)
     train_times = [row["train_time_s"] for row in history]
     return {
         **extra_metrics,
-        "test_accuracy": last["val_accuracy"],
-        "test_loss": last["val_loss"],
+        "val_accuracy": last["val_accuracy"],
+        "val_loss": last["val_loss"],
         "train_accuracy": last["accuracy"],
         "train_loss": last["loss"],
-        "best_epoch": best["epoch"],
-        "best_test_accuracy": best["val_accuracy"],
+        "best_epoch": best["epoch"],  # by validation accuracy
+        "best_val_accuracy": best["val_accuracy"],
         **state["initial"],
         "epochs": len(history),
         "seed": config.seed,
         "train_split": train_data.split,
+        "validation_split": validation_data.split,
         "test_split": test_data.split,
         "num_train_examples": train_data.num_examples,
+        "num_validation_examples": validation_data.num_examples,
         "num_test_examples": test_data.num_examples,
         "wall_time_s": round(
             sum(row["epoch_time_s"] for row in history)
