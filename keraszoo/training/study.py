@@ -100,9 +100,7 @@ def run_study(args: argparse.Namespace, *, config_class: type, main: Callable, g
         raise SystemExit("error: --epochs and --jobs must be >= 1.")
     common = {key: value for key, value in {
         "epochs": args.epochs, "train_split": args.train_split, "validation_split": args.validation_split,
-        "test_split": args.test_split,
-        "data_dir": args.data_dir,
-        "data_pack": args.data_pack, "export": False, "verbose": "2", **distribution_options(args),
+        "test_split": args.test_split, "data_dir": args.data_dir, "data_pack": args.data_pack, "export": False, "verbose": "2", **distribution_options(args),
     }.items() if value is not None}
     runs = plan(grid, args.seeds)
     configs = {}
