@@ -15,7 +15,7 @@ validation curves of a few cells. Runs are resumable and finished ones are skipp
 every study (keraszoo.training.study).
 
 examples:
-  python recipes/cifar10_lr_batch.py --jobs 2                      # the grid, 2 seeds (CPU: ~1 h)
+  python recipes/cifar10_lr_batch.py --jobs 2                      # the grid, 2 seeds (2 CPU cores: 85 min)
   python recipes/cifar10_lr_batch.py --seeds 0 --epochs 1 --train-split 'train[:1000]'   # smoke
   python recipes/cifar10_lr_batch.py --report-only
 """

@@ -58,9 +58,9 @@ def grid(factors) -> dict[str, dict]:
                 points[_size_group(size)] = {} if size == TRAIN_SIZE else train_size_options(size)
             continue
         field, values = FACTORS[factor]
-        for value in values:
-            name = "default" if value == DEFAULT[field] else group_name(factor, value)
-            points[name] = {field: value}
+        for value in values:  # the default value is the study's fixed options: one point, "default"
+            points["default" if value == DEFAULT[field] else group_name(factor, value)] = \
+                {} if value == DEFAULT[field] else {field: value}
     return points
 
 

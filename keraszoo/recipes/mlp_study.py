@@ -9,7 +9,7 @@ skipped), copies the small records to --records, writes their summary.json, draw
 figure per sweep into --figures and prints the tables of docs/mlp.md as Markdown.
 
 examples:
-  python recipes/mlp_study.py --seeds 0 1 --jobs 2  # everything (about 30 minutes on 2 CPU cores)
+  python recipes/mlp_study.py --seeds 0 1 --jobs 2  # everything (about an hour on 2 shared CPU cores)
   python recipes/mlp_study.py --only circles        # the circles part (about 3 minutes)
   python recipes/mlp_study.py --report-only
 """
