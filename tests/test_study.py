@@ -107,3 +107,30 @@ def test_sweeps_keep_the_examples_seen_when_n_shrinks():
         assert grid[name]["lr_decay"] ** grid[name]["epochs"] == pytest.approx(0.9 ** 8, rel=1e-4)
     assert grid["gamma0.8"] == {"lr_decay": 0.8} and grid["dropout0.75"] == {"dropout_rate": 0.75}
     assert "n10000" not in grid  # N=10,000 is the default point
+
+
+def test_sweeps_values_pick_a_factor_s_values_and_report_only_what_ran(tmp_path):
+    from keraszoo.recipes import cifar10_sweeps as sweeps
+
+    assert sweeps.grid(["dropout"], [0.0, 0.25]) == {"dropout0": {"dropout_rate": 0.0}, "default": {}}
+    for factors, values, message in ((["dropout", "gamma"], [0.0], "exactly one"),
+                                     (["train_size"], [1000.0], "exactly one"),
+                                     (["dropout"], [0.3], "--values 0.3: not a dropout value")):
+        with pytest.raises(SystemExit, match=message):
+            sweeps.grid(factors, values)
+    # A full-budget pair: the dropout table and its figure, no gamma table, and no "learning curve"
+    # made of the default point alone.
+    import json
+
+    for name, best in (("default-seed0", 0.80), ("dropout0-seed0", 0.83)):
+        folder = tmp_path / "records" / name
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+        (folder / "history.csv").write_text(f"epoch,loss,accuracy,val_loss,val_accuracy\n1,1,0.5,1,0.6\n2,1,0.8,1,{best}\n")
+        (folder / "metrics.json").write_text(json.dumps({
+            "epochs": 2, "best_val_accuracy": best, "val_accuracy": best, "train_accuracy": 0.8, "val_loss": 0.5,
+            "test_accuracy": best - 0.01, "mean_train_time_per_epoch_s": 3.0}))
+    text = sweeps.report(tmp_path / "records", tmp_path / "figures", prefix="full")
+    assert "### dropout_rate" in text and "### lr_decay" not in text and "training examples" not in text
+    assert "| 0 | 2 | 0 | 83.00 (1 seed) |" in text
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["full_dropout.png"]

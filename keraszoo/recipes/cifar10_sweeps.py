@@ -18,6 +18,9 @@ examples:
   python recipes/cifar10_sweeps.py --jobs 2                         # all three, 2 seeds (CPU: ~2 h)
   python recipes/cifar10_sweeps.py --factors gamma --seeds 0 --epochs 1 --train-split 'train[:1000]'
   python recipes/cifar10_sweeps.py --report-only
+  # the full budget for two candidates (CPU: ~30 min a run)
+  python recipes/cifar10_sweeps.py --factors dropout --values 0 0.25 --epochs 30 --train-split 'train[:-5000]' \
+      --runs runs/cifar10_full_budget --records docs/records/cifar10_full_budget --figure-prefix cifar10_full_budget
 """
 
 from __future__ import annotations
@@ -50,15 +53,25 @@ def train_size_options(size: int, epochs: int = EPOCHS) -> dict:
             "lr_decay": round(DEFAULT["lr_decay"] ** (epochs / runs_epochs), 6)}
 
 
-def grid(factors) -> dict[str, dict]:
+def grid(factors, values=None) -> dict[str, dict]:
+    """Grid points by group name; ``values`` keeps only those values of a single factor."""
+    if values is not None:
+        if len(factors) != 1 or factors[0] not in FACTORS:
+            raise SystemExit("error: --values needs exactly one of --factors " + ", ".join(FACTORS) + ".")
+        unknown = sorted(set(values) - set(FACTORS[factors[0]][1]))
+        if unknown:
+            raise SystemExit(f"error: --values {' '.join(f'{v:g}' for v in unknown)}: not a {factors[0]} value "
+                             f"of this study (choose from {', '.join(f'{v:g}' for v in FACTORS[factors[0]][1])}).")
     points = {}
     for factor in factors:
         if factor == "train_size":
             for size in TRAIN_SIZES:  # N = 10,000 is the default point, trained once
                 points[_size_group(size)] = {} if size == TRAIN_SIZE else train_size_options(size)
             continue
-        field, values = FACTORS[factor]
-        for value in values:  # the default value is the study's fixed options: one point, "default"
+        field = FACTORS[factor][0]
+        for value in FACTORS[factor][1]:  # the default value is the study's fixed options: one point, "default"
+            if values is not None and value not in values:
+                continue
             points["default" if value == DEFAULT[field] else group_name(factor, value)] = \
                 {} if value == DEFAULT[field] else {field: value}
     return points
@@ -70,6 +83,11 @@ def parse_args(argv=None):
     parser = study_parser(__doc__, runs="runs/cifar10_sweeps", records="docs/records/cifar10_sweeps", epochs=None)
     parser.add_argument("--factors", nargs="+", choices=["gamma", "dropout", "train_size"],
                         default=["gamma", "dropout", "train_size"])
+    parser.add_argument("--values", type=float, nargs="+",
+                        help="only these values of the one factor given, e.g. --factors dropout --values 0 0.25 "
+                        "(default: all of them)")
+    parser.add_argument("--figure-prefix", default="cifar10_sweep",
+                        help="figures are <figures>/<prefix>_<factor>.png (default: %(default)s)")
     return parser.parse_args(argv)
 
 
@@ -92,27 +110,28 @@ def table(groups, order, first, label) -> str:
     })
 
 
-def report(folder: str | Path, figures: Path) -> str:
+def report(folder: str | Path, figures: Path, prefix: str = "cifar10_sweep") -> str:
+    """A table (and a figure) per factor that has records in ``folder``; figures named ``<prefix>_<factor>.png``."""
     groups = by_group(load_records(folder))
     sections = []
     for factor, (field, values) in FACTORS.items():
         names = {("default" if v == DEFAULT[field] else group_name(factor, v)): v for v in values}
         present = {name: groups[name] for name in names if name in groups}
-        if present:
-            plot_groups(present, figures / f"cifar10_sweep_{factor}.png", title=factor,
+        if set(present) - {"default"}:
+            plot_groups(present, figures / f"{prefix}_{factor}.png", title=factor,
                         label=lambda name, names=names, field=field: f"{field} {names[name]:g}",
                         metrics=("loss", "accuracy"), with_train=True)
-        sections.append(f"### {field}\n\n" + table(
-            present, list(names), field,
-            lambda name, names=names, field=field: f"{names[name]:g}"
-            + (" (default)" if names[name] == DEFAULT[field] else "")))
+            sections.append(f"### {field}\n\n" + table(
+                present, list(names), field,
+                lambda name, names=names, field=field: f"{names[name]:g}"
+                + (" (default)" if names[name] == DEFAULT[field] else "")))
     names = {_size_group(size): size for size in TRAIN_SIZES}
     present = {name: groups[name] for name in names if name in groups}
-    if present:
-        plot_learning_curve(present, names, figures / "cifar10_sweep_train_size.png")
-    sections.append("### training examples N\n\n" + table(
-        present, list(names), "N", lambda name: f"{names[name]:,}" + (" (default)" if name == "default" else "")))
-    return "\n\n".join(sections)
+    if set(present) - {"default"}:  # the default point alone is no learning curve
+        plot_learning_curve(present, names, figures / f"{prefix}_train_size.png")
+        sections.append("### training examples N\n\n" + table(
+            present, list(names), "N", lambda name: f"{names[name]:,}" + (" (default)" if name == "default" else "")))
+    return "\n\n".join(sections) or f"no records of this study in {folder}"
 
 
 def plot_learning_curve(groups: dict, sizes: dict, path: Path) -> None:
@@ -146,6 +165,7 @@ def plot_learning_curve(groups: dict, sizes: dict, path: Path) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    points = grid(args.factors, args.values)  # a bad --values is refused even with --report-only
     status = 0
     if not args.report_only:
         from keraszoo.recipes import cifar10_cnn
@@ -154,6 +174,6 @@ def main(argv=None) -> int:
         fixed = {"variant": "batchnorm", "evaluate_at_init": False, "epochs": EPOCHS,
                  "train_split": f"train[:{TRAIN_SIZE}]"}
         status = run_study(args, config_class=cifar10_cnn.Cifar10CNNConfig, main=cifar10_cnn.main,
-                           grid=grid(args.factors), fixed=fixed)
-    print(report(args.records, Path(args.figures)))
+                           grid=points, fixed=fixed)
+    print(report(args.records, Path(args.figures), args.figure_prefix))
     return status
