@@ -6,10 +6,14 @@ Models, built by the recipes' own builders, batch 128, raw uint8 batches in:
   cnn_bn  the course CNN, batchnorm variant: crop 28 + flip + normalisation in the model, conv 5x5
           32-64-64 with batch norm, dropout 0.5, fc 1000, SGD 0.05 + momentum 0.9 (recipes/cifar10_cnn.py)
   vit     MNIST ViT default: patch 7, hidden 64, 6 blocks, 4 heads, MLP 128, AdamW (recipes/mnist_vit.py)
-The PyTorch twins (benchmarks/torch_reference.py) have the same layers, do the same scaling and
-augmentation inside the step, use the same optimizer, channels_last for the CNN, and as many
-threads as TensorFlow. Both train on one fixed in-memory batch, so only the model step is timed.
-Repetitions alternate keraszoo and PyTorch; the table gives the median and the min-max.
+The PyTorch twins (benchmarks/torch_reference.py, which says what was done for PyTorch's speed) have
+the same layers, do the same scaling and augmentation inside the step (the CNN's crop + flip + normalise
+as one gather on the uint8 batch, checked against a per-image loop before timing), use the same
+optimizer (PyTorch's fused kernels), channels_last for the CNN, and as many threads as TensorFlow.
+Both train on one fixed in-memory batch, so only the model step is timed. "network alone" times the
+same network without its input preprocessing, on float inputs, in both frameworks. Repetitions
+alternate keraszoo and PyTorch, in the same process; the table gives the median and the min-max.
+The CPU's model and SIMD flags are printed first and recorded: compare numbers within one run.
 
 The input pipeline (keraszoo.data on the prepared CIFAR-10: TFDS read + PNG decode, then batching,
 normalisation, crop and flip as batch-level layers on the CPU) is timed alone, from disk and from
@@ -106,38 +110,44 @@ def time_keras(model, images, labels, steps):
 
     data = tf.data.Dataset.from_tensors((images, labels)).repeat()
     start = time.perf_counter()
-    model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
+    model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
     return steps * len(images) / (time.perf_counter() - start)
 
 
-def torch_setup(name, images, labels, config):
+def torch_setup(name, images, labels, config, network_alone=False):
+    """One training step of the PyTorch twin, as a function: raw uint8 NHWC ``images`` in, or (with
+    ``network_alone``) ready float inputs, no preprocessing."""
     import torch
 
     import torch_reference as ref
 
     torch.manual_seed(0)
-    x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()  # NCHW uint8
+    x = torch.from_numpy(images)  # NHWC uint8, as stored
     y = torch.from_numpy(labels).long()
     if name == "mlp":
         model = ref.mlp()
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate)
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, fused=True)
+        scaled = x.float() / 255.0
 
         def inputs():
-            return x.float() / 255.0
+            return scaled if network_alone else x.float().div_(255.0)
     elif name == "cnn_bn":
         model = ref.CourseCNN().to(memory_format=torch.channels_last)
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum)
-        mean, std = torch.full((1, 3, 1, 1), 120.0), torch.full((1, 3, 1, 1), 64.0)
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum, fused=True)
+        mean, inv_std = torch.full((1, 3, 1, 1), 120.0), torch.full((1, 3, 1, 1), 1 / 64.0)
+        ready = ref.crop_flip_normalize(x, 28, mean, inv_std)
 
         def inputs():
-            return ((ref.augment(x, 28).float() - mean) / std).contiguous(memory_format=torch.channels_last)
+            return ready if network_alone else ref.crop_flip_normalize(x, 28, mean, inv_std)
     else:
         model = ref.ViT()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-        mean, std = 33.3, 78.6
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,
+                                      fused=True)
+        nchw = x.permute(0, 3, 1, 2)  # one channel: the same memory either way
+        ready = (nchw.float() - 33.3) / 78.6
 
         def inputs():
-            return (x.float() - mean) / std
+            return ready if network_alone else nchw.float().sub_(33.3).div_(78.6)
     loss_fn = torch.nn.CrossEntropyLoss()
     model.train()
 
@@ -148,6 +158,40 @@ def torch_setup(name, images, labels, config):
         optimizer.step()
 
     return step
+
+
+def check_twin_augmentation() -> None:
+    """The twin's one-gather crop + flip + normalise equals a per-image loop (else nothing is timed)."""
+    import torch
+
+    import torch_reference as ref
+
+    images = torch.randint(0, 256, (8, 32, 32, 3), dtype=torch.uint8)
+    mean, inv_std = torch.tensor([1.0, 2.0, 3.0]).view(1, 3, 1, 1), torch.tensor([0.5, 0.25, 1.0]).view(1, 3, 1, 1)
+    state = torch.get_rng_state()
+    out = ref.crop_flip_normalize(images, 28, mean, inv_std)
+    torch.set_rng_state(state)  # replay the same draws: top, left, flip
+    top, left, flip = torch.randint(0, 5, (8, 1, 1)), torch.randint(0, 5, (8, 1, 1)), torch.rand(8, 1, 1) < 0.5
+    for i in range(8):
+        t, l = int(top[i]), int(left[i])
+        want = images[i, t:t + 28, l:l + 28].permute(2, 0, 1).float()
+        want = (want.flip(2) if flip[i] else want).sub(mean[0]).mul(inv_std[0])
+        if not torch.equal(out[i], want):
+            raise SystemExit(f"error: torch_reference.crop_flip_normalize differs from a per-image crop at image {i}.")
+    if not out.is_contiguous(memory_format=torch.channels_last):
+        raise SystemExit("error: torch_reference.crop_flip_normalize did not return a channels_last tensor.")
+
+
+def keras_network_alone(model, config):
+    """The nested network of a recipe's model (no preprocessing layers), compiled like the model."""
+    import keras
+
+    from keraszoo.training.trainer import compile_classifier
+
+    network = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    network = keras.Model(network.inputs, network.outputs, name=network.name)
+    compile_classifier(network, config)
+    return network
 
 
 def time_torch(step, steps, batch):
@@ -162,6 +206,7 @@ def summary(rates):
 
 
 def benchmark_models(args):
+    import numpy as np
     import torch
 
     threads = os.cpu_count()
@@ -174,18 +219,30 @@ def benchmark_models(args):
             model, config = keras_model(name, variant, images, labels)
             time_keras(model, images, labels, 5)  # trace and warm up
             keras_runs[variant] = (model, [])
-        step = torch_setup(name, images, labels, config)
-        for _ in range(3):
-            step()
-        torch_rates = []
-        for repeat in range(args.repeats):
+        # The network alone, on the float inputs its preprocessing would give (fp32).
+        network = keras_network_alone(keras_runs[args.keras_variants[0]][0], config)
+        floats = np.random.default_rng(1).normal(size=(args.batch_size, *network.input_shape[1:])).astype("float32")
+        time_keras(network, floats, labels, 5)
+        torch_steps = {"full": torch_setup(name, images, labels, config),
+                       "network": torch_setup(name, images, labels, config, network_alone=True)}
+        for torch_step in torch_steps.values():
+            for _ in range(3):
+                torch_step()
+        torch_rates = {"full": [], "network": []}
+        network_rates = []
+        for repeat in range(args.repeats):  # keraszoo and PyTorch alternate, full step then network alone
             for variant, (model, rates) in keras_runs.items():
                 rates.append(time_keras(model, images, labels, args.steps))
-            torch_rates.append(time_torch(step, args.steps, args.batch_size))
+            torch_rates["full"].append(time_torch(torch_steps["full"], args.steps, args.batch_size))
+            network_rates.append(time_keras(network, floats, labels, args.steps))
+            torch_rates["network"].append(time_torch(torch_steps["network"], args.steps, args.batch_size))
             print(f"{name} repeat {repeat + 1}: " + ", ".join(f"{v} {r[-1]:.0f}" for v, (_, r) in keras_runs.items())
-                  + f", torch {torch_rates[-1]:.0f} images/s", file=sys.stderr)
+                  + f", torch {torch_rates['full'][-1]:.0f} images/s; network alone: keraszoo "
+                  f"{network_rates[-1]:.0f}, torch {torch_rates['network'][-1]:.0f}", file=sys.stderr)
         results[name] = {"keraszoo": {v: summary(r) for v, (_, r) in keras_runs.items()},
-                         "pytorch": summary(torch_rates)}
+                         "pytorch": summary(torch_rates["full"]),
+                         "network_alone": {"keraszoo": summary(network_rates),
+                                           "pytorch": summary(torch_rates["network"])}}
     return results
 
 
@@ -220,15 +277,20 @@ def benchmark_pipeline(args):
 
 
 def table(results, pipeline, variants) -> str:
-    lines = ["| model | keraszoo images/s (median, min–max) | PyTorch images/s | keraszoo / PyTorch |",
-             "|---|---|---|---|"]
+    lines = ["| model | keraszoo images/s (median, min–max) | PyTorch images/s | keraszoo / PyTorch "
+             "| network alone: keraszoo / PyTorch images/s | network alone ratio |",
+             "|---|---|---|---|---|---|"]
     for name, r in results.items():
         torch_median = r["pytorch"]["median"]
+        alone = r["network_alone"]
+        alone_cells = (f"{alone['keraszoo']['median']:.0f} / {alone['pytorch']['median']:.0f} | "
+                       f"{alone['keraszoo']['median'] / alone['pytorch']['median']:.2f}×")
         for variant in variants:
             k = r["keraszoo"][variant]
             lines.append(f"| {name} ({variant}) | {k['median']:.0f} ({k['min']:.0f}–{k['max']:.0f}) | "
                          f"{torch_median:.0f} ({r['pytorch']['min']:.0f}–{r['pytorch']['max']:.0f}) | "
-                         f"{k['median'] / torch_median:.2f}× |")
+                         f"{k['median'] / torch_median:.2f}× | {alone_cells} |")
+            alone_cells = "(fp32 above) | "
     if pipeline:
         model_rate = results.get("cnn_bn", {}).get("keraszoo", {}).get("fp32", {}).get("median")
         lines += ["", "| input pipeline (CIFAR-10, crop + flip + normalise) | images/s | vs cnn_bn training |",
@@ -248,7 +310,11 @@ def main(args) -> int:
         return 2
     from keraszoo.training.run_record import environment, onednn_enabled
 
-    print(f"TensorFlow's oneDNN kernels: {'on' if onednn_enabled() else 'off (TF_ENABLE_ONEDNN_OPTS=0)'}")
+    env = environment()
+    print(f"CPU: {env['cpu']}, {env['cpu_count']} cores; SIMD flags: {' '.join(env['cpu_flags']) or 'none found'}")
+    print(f"TensorFlow's oneDNN kernels: {'on' if onednn_enabled() else 'off (TF_ENABLE_ONEDNN_OPTS=0)'}; "
+          f"PyTorch {torch.__version__}, {os.cpu_count()} threads")
+    check_twin_augmentation()
     results = benchmark_models(args)
     pipeline = None if args.no_pipeline else benchmark_pipeline(args)
     print(table(results, pipeline, args.keras_variants))
@@ -256,7 +322,7 @@ def main(args) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(
             {"command": "python " + " ".join(sys.argv), "settings": vars(args),
-             "environment": {**environment(), "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
+             "environment": {**env, "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
              "models": results, "pipeline_images_per_s": pipeline}, indent=2) + "\n")
     return 0
 

@@ -115,8 +115,9 @@ class TrainConfig(_InheritedDefaults):
         "auto", "XLA compilation; auto is off on CPUs (measured slower here) and Keras's auto on GPUs"
     )
     steps_per_execution: int = option(
-        1, "training steps per call into TensorFlow; 10 doubled the MLP's speed (docs/performance.md), "
-        "but per-step learning-rate schedules (the ViT recipes, the speedrun) need 1"
+        1, "training steps per call into the backend; the same training, less per-call cost: 10 doubled the "
+        "MLP's speed (docs/performance.md). Per-step schedules follow every step; the speedrun's clock is read "
+        "once per call"
     )
     restart: bool = option(
         False, "discard the run folder's checkpoint and record (files this run wrote) and start over, "

@@ -210,16 +210,18 @@ def test_circles_run_reaches_95_percent(mlp_recipe, tmp_path, implementation):
 
 
 @pytest.mark.parametrize("implementation", ["keras", "manual"])
-def test_several_steps_per_call_train_exactly_like_one(mlp_recipe, tmp_path, implementation):
+def test_several_steps_per_call_train_exactly_like_one(mlp_recipe, tmp_path, capsys, implementation):
     # --steps-per-execution only batches steps into one call into TensorFlow (10 doubled the
     # MLP's speed, docs/performance.md); the optimisation must be the same, step for step.
     results = []
     for steps in (1, 4):
-        # batch 16: 63 steps an epoch, so the last call of each epoch holds only 3 steps.
+        # batch 16: 63 steps an epoch; 4 a call would take epoch 2's first step into epoch 1's last
+        # call (Keras runs whole calls across epochs), so the trainer runs 3 a call (63 = 3 x 21).
         config = mlp_recipe.MLPConfig(dataset="circles", implementation=implementation, epochs=2, batch_size=16,
                                       steps_per_execution=steps, output=str(tmp_path / f"run{steps}"),
                                       export=False, verbose="0", evaluate_at_init=False)
         results.append(mlp_recipe.main(config))
+    assert "--steps-per-execution 4: 3 steps a call instead" in capsys.readouterr().out
     assert json.loads((tmp_path / "run4" / "config.json").read_text())["steps_per_execution"] == 4
     # The trained models agree (same test loss and accuracy): identical here, once 3e-5 apart
     # (relative, manual implementation) on a CI machine, before ManualMLP's updates were made to
@@ -228,24 +230,54 @@ def test_several_steps_per_call_train_exactly_like_one(mlp_recipe, tmp_path, imp
     # over 10 % (checked below), i.e. ~0.2 % a step against the 2e-4 allowed.
     assert results[1]["test_loss"] == pytest.approx(results[0]["test_loss"], rel=2e-4)
     assert results[1]["test_accuracy"] == pytest.approx(results[0]["test_accuracy"], abs=2 / 1000)  # 2 of 1,000 points
-    first_epoch, last_epoch = read_history(tmp_path / "run1" / "history.csv")[-2:]
-    assert first_epoch["val_loss"] > 1.1 * last_epoch["val_loss"]
-    # The running train loss differs more: Keras weights the short last batch differently when it
-    # falls in a partial call (0.5705 against 0.5714 with 63 steps and 4 per call).
-    assert results[1]["train_loss"] == pytest.approx(results[0]["train_loss"], rel=5e-3)
+    one, several = (read_history(tmp_path / f"run{steps}" / "history.csv") for steps in (1, 4))
+    assert one[0]["val_loss"] > 1.1 * one[-1]["val_loss"]
+    # Every epoch ends at the same step: epoch 1's validation sees the same weights.
+    for a, b in zip(one, several):
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=2e-4)
+        assert b["loss"] == pytest.approx(a["loss"], rel=2e-4)
 
 
-def test_per_step_schedules_refuse_several_steps_per_call():
+def test_steps_per_call_divide_the_epoch():
+    from keraszoo.training.trainer import steps_per_call
+
+    assert [steps_per_call(10, n) for n in (1, 32, 63, 1719, 55000, 7)] == [1, 8, 9, 9, 10, 7]
+    assert steps_per_call(1, 63) == 1 and steps_per_call(4, 2) == 2
+
+
+def test_per_step_schedule_gives_every_step_its_rate_with_several_steps_per_call():
+    # WarmupCosine is the optimizer's schedule, evaluated inside the step: with 4 steps per call
+    # each step still gets its own rate (a callback could only set one rate per call).
     from keraszoo.config import TrainConfig
     from keraszoo.training.callbacks import WarmupCosine
     from keraszoo.training.trainer import compile_classifier
 
     compiled = build_mlp(input_dim=2, hidden_dim=3, num_classes=2)
-    compile_classifier(compiled, TrainConfig(steps_per_execution=4))
-    assert compiled.steps_per_execution == 4
+    compile_classifier(compiled, TrainConfig(steps_per_execution=4), WarmupCosine(0.1, total_steps=8, warmup_steps=2))
+    assert compiled.steps_per_execution == 4 and compiled.optimizer.get_config()["learning_rate"]["class_name"] \
+        == "WarmupCosine"
 
-    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
-    model.compile(keras.optimizers.SGD(0.1), "mse", steps_per_execution=2)
-    x = np.zeros((8, 2), "float32")
-    with pytest.raises(ValueError, match="steps-per-execution 1"):
-        model.fit(x, x, batch_size=2, verbose=0, callbacks=[WarmupCosine(0.1, total_steps=4, warmup_steps=1)])
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(24, 2)).astype("float32"), rng.normal(size=(24, 2)).astype("float32")
+    schedule = WarmupCosine(0.1, total_steps=12, warmup_steps=3)
+    w0, b0 = rng.normal(size=(2, 2)).astype("float32"), np.zeros(2, "float32")
+    trained = {}
+    for steps in (1, 4):  # batch 4: 6 steps an epoch, so each epoch ends with a call of 2 steps
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+        model.set_weights([w0, b0])
+        model.compile(keras.optimizers.SGD(schedule), "mse", steps_per_execution=steps)
+        model.fit(x, y, batch_size=4, epochs=2, shuffle=False, verbose=0)
+        assert int(model.optimizer.iterations.numpy()) == 12
+        trained[steps] = model.get_weights()
+    # The same 12 SGD steps replayed in NumPy, step i at schedule.learning_rate(i).
+    w, b = w0.astype("float64"), b0.astype("float64")
+    for step in range(12):
+        xb, yb = x[4 * (step % 6): 4 * (step % 6) + 4], y[4 * (step % 6): 4 * (step % 6) + 4]
+        grad = 2 * (xb @ w + b - yb) / yb.size  # d mean((xW + b - y)^2) / d(xW + b)
+        rate = schedule.learning_rate(step)
+        w, b = w - rate * xb.T @ grad, b - rate * grad.sum(0)
+    for steps in (1, 4):
+        np.testing.assert_allclose(trained[steps][0], w, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(trained[steps][1], b, rtol=1e-5, atol=1e-6)
+    # Holding each call's first rate for its 4 steps (what a callback does) would be far off.
+    assert abs(schedule.learning_rate(4) - schedule.learning_rate(7)) > 0.01

@@ -112,6 +112,11 @@ def test_warmup_cosine_schedule():
     assert schedule.learning_rate(9) == pytest.approx(1e-3)
     assert schedule.learning_rate(55) == pytest.approx(5e-4)
     assert schedule.learning_rate(100) == pytest.approx(0.0, abs=1e-12)
+    # The in-graph rate the optimizer uses is the same function, and the schedule round-trips.
+    for step in (0, 5, 9, 10, 55, 99, 100, 150):
+        assert float(schedule(step)) == pytest.approx(schedule.learning_rate(step), rel=1e-6, abs=1e-9)  # float32 near 0
+    again = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
+    assert isinstance(again, WarmupCosine) and again.get_config() == schedule.get_config()
 
 
 def test_short_real_training_on_mnist(data_dir, tmp_path):

@@ -34,6 +34,9 @@ class MLPConfig(TrainConfig):
         "epochs": 20,
         "batch_size": option(32, "examples per step with --descent minibatch"),
         "learning_rate": option(0.1, "SGD learning rate"),
+        # The MLP's step is far cheaper than the ~2-3 ms a call into TensorFlow costs: 10 steps a call
+        # doubled its rate (docs/performance.md) and trains the same model (tests/test_mlp.py).
+        "steps_per_execution": option(10, "training steps per call into the backend (1: one call a step)"),
     }
 
     dataset: Literal["mnist", "circles"] = option("mnist", "dataset")

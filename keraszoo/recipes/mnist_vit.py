@@ -66,5 +66,5 @@ def main(config: MnistViTConfig) -> dict:
     data = load_data("mnist", config)
     schedule = WarmupCosine.for_epochs(config.learning_rate, epochs=config.epochs, batch_size=config.batch_size,
                                        num_examples=data.train.num_examples, warmup_epochs=config.warmup_epochs)
-    return run_classification(config, name=NAME, data=data, callbacks=[schedule],
+    return run_classification(config, name=NAME, data=data, learning_rate=schedule,
                               build_model=lambda c, metadata: build_model(c, metadata, data.train))

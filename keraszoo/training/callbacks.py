@@ -1,4 +1,4 @@
-"""Learning-rate schedules as Keras callbacks (course part 2: exponential decay)."""
+"""Learning-rate schedules: per-epoch and clock-driven ones as Keras callbacks, per-step ones as optimizer schedules."""
 
 from __future__ import annotations
 
@@ -32,30 +32,24 @@ class ExponentialDecay(keras.callbacks.Callback):
             logs["learning_rate"] = self.learning_rate(epoch)
 
 
-def _require_one_step_per_call(callback: keras.callbacks.Callback) -> None:
-    """Batch hooks run once per call into TensorFlow: with several steps per call, a per-step
-    schedule would hold each rate for all of them."""
-    if getattr(callback.model, "steps_per_execution", 1) > 1:
-        raise ValueError(f"{type(callback).__name__} sets the learning rate before every step: "
-                         "train with --steps-per-execution 1.")
-
-
-class WarmupCosine(keras.callbacks.Callback):
+@keras.saving.register_keras_serializable(package="keraszoo")
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warmup to ``peak_learning_rate`` over ``warmup_steps``, then cosine decay to 0.
 
-    Set before every training step from the optimizer's own step counter, which a
-    resumed run restores with the weights, so the schedule continues where it stopped.
-    The schedule is laid out over the run's epochs, so a resumed run must keep ``--epochs``
-    (``depends_on_epochs`` tells the trainer to refuse a change).
+    An optimizer's schedule, not a callback: the optimizer evaluates it at its own step counter
+    inside the compiled training step, so every step gets its own rate even with several steps
+    per call (``--steps-per-execution``), on any backend. The counter is saved and restored with
+    the weights, so a resumed run continues the schedule where it stopped. The schedule is laid
+    out over the run's epochs, so a resumed run must keep ``--epochs`` (``depends_on_epochs``
+    tells the trainer to refuse a change).
     """
 
     depends_on_epochs = True
 
     def __init__(self, peak_learning_rate: float, *, total_steps: int, warmup_steps: int):
-        super().__init__()
         if peak_learning_rate <= 0 or total_steps < 1 or not 0 <= warmup_steps < total_steps:
             raise ValueError("need peak_learning_rate > 0, total_steps >= 1 and 0 <= warmup_steps < total_steps.")
-        self.peak, self.total_steps, self.warmup_steps = peak_learning_rate, total_steps, warmup_steps
+        self.peak, self.total_steps, self.warmup_steps = float(peak_learning_rate), int(total_steps), int(warmup_steps)
 
     @classmethod
     def for_epochs(cls, peak_learning_rate: float, *, epochs: int, num_examples: int, batch_size: int,
@@ -67,21 +61,22 @@ class WarmupCosine(keras.callbacks.Callback):
                    warmup_steps=min(int(warmup_epochs * steps_per_epoch), total - 1))
 
     def learning_rate(self, step: int) -> float:
+        """The rate of step ``step`` (0-based), in Python: what ``__call__`` computes in the graph."""
         if step < self.warmup_steps:
             return self.peak * (step + 1) / self.warmup_steps
         progress = min((step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1), 1.0)
         return 0.5 * self.peak * (1.0 + math.cos(math.pi * progress))
 
-    def on_train_begin(self, logs=None):
-        _require_one_step_per_call(self)
+    def __call__(self, step):
+        ops = keras.ops
+        step = ops.cast(step, "float32")
+        warmup = self.peak * (step + 1.0) / max(self.warmup_steps, 1)
+        progress = ops.clip((step - self.warmup_steps) / max(self.total_steps - self.warmup_steps, 1), 0.0, 1.0)
+        cosine = 0.5 * self.peak * (1.0 + ops.cos(math.pi * progress))
+        return ops.where(step < self.warmup_steps, warmup, cosine)
 
-    def on_train_batch_begin(self, batch, logs=None):
-        step = int(self.model.optimizer.iterations.numpy())
-        self.model.optimizer.learning_rate = self.learning_rate(step)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+    def get_config(self) -> dict:
+        return {"peak_learning_rate": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps}
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -92,6 +87,8 @@ class TimeBudget(keras.callbacks.Callback):
     spent evaluating between epochs is not counted, nor is the first step (which traces and compiles
     the training graph), so the budget is the optimisation's alone.
     For speedruns ("what does 10 minutes buy?"); the number of steps depends on the machine.
+    The clock is read between calls into the backend, so with k steps per call
+    (``--steps-per-execution k``) the rate is updated, and the budget checked, every k steps.
     """
 
     def __init__(self, peak_learning_rate: float, budget_s: float, warmup: float = 0.2, clock=time.perf_counter):
@@ -113,7 +110,6 @@ class TimeBudget(keras.callbacks.Callback):
         self._since = now
 
     def on_train_begin(self, logs=None):
-        _require_one_step_per_call(self)
         self._since = self.clock()
 
     def on_train_batch_begin(self, batch, logs=None):

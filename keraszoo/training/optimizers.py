@@ -7,22 +7,33 @@ import keras
 from keraszoo.config import TrainConfig
 
 
-def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
+def make_optimizer(config: TrainConfig, learning_rate=None) -> keras.optimizers.Optimizer:
+    """``config``'s optimizer, at ``learning_rate`` (a per-step schedule, e.g. ``WarmupCosine``) or
+    ``config.learning_rate``."""
+    rate = config.learning_rate if learning_rate is None else learning_rate
     if config.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=config.learning_rate, momentum=config.momentum)
+        return keras.optimizers.SGD(learning_rate=rate, momentum=config.momentum)
     if config.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate=config.learning_rate)
+        return keras.optimizers.Adam(learning_rate=rate)
     if config.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate=config.learning_rate, weight_decay=config.weight_decay)
+        return keras.optimizers.AdamW(learning_rate=rate, weight_decay=config.weight_decay)
     raise ValueError(f"optimizer={config.optimizer!r}: expected 'sgd', 'adam' or 'adamw'.")
 
 
-def compile_for_classification(model: keras.Model, config: TrainConfig, **compile_options) -> None:
-    """Sparse cross-entropy on logits and accuracy, with ``config``'s optimizer: what every keraszoo
-    classifier trains with. ``compile_options`` go to ``model.compile`` (jit_compile, ...)."""
+def compile_for_classification(model: keras.Model, config: TrainConfig, learning_rate=None,
+                               **compile_options) -> None:
+    """Sparse cross-entropy on logits and accuracy, with ``config``'s optimizer (at ``learning_rate``,
+    see ``make_optimizer``): what every keraszoo classifier trains with. ``compile_options`` go to
+    ``model.compile`` (jit_compile, ...)."""
     model.compile(
-        optimizer=make_optimizer(config),
+        optimizer=make_optimizer(config, learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         **compile_options,
     )
+
+
+def learning_rate_schedule(optimizer) -> keras.optimizers.schedules.LearningRateSchedule | None:
+    """The schedule ``optimizer`` was made with, or None for a fixed (or callback-set) rate."""
+    rate = getattr(optimizer, "_learning_rate", None)  # Keras keeps no public handle on it
+    return rate if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule) else None

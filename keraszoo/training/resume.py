@@ -31,22 +31,23 @@ def format_changes(changes: dict) -> str:
     return ", ".join(f"{name}: {old!r} -> {new!r}" for name, (old, new) in changes.items())
 
 
-def start_or_resume(model, config: TrainConfig, output_dir: Path, checkpoint: EpochCheckpoint, callbacks,
+def start_or_resume(model, config: TrainConfig, output_dir: Path, checkpoint: EpochCheckpoint, schedules,
                     run_name: str | None):
     """The state to train from: a verified checkpoint's (see ``resume``), or a fresh start that forgets
-    the folder's earlier run (always with ``--restart``). Returns (state, run marker)."""
+    the folder's earlier run (always with ``--restart``). ``schedules``: the run's callbacks and
+    learning-rate schedule, those with ``depends_on_epochs`` fixing --epochs. Returns (state, run marker)."""
     marker = run_folder.claim(output_dir, run_name)
     config_path = output_dir / run_record.CONFIG_FILE
     if config.restart and (checkpoint.latest() is not None or config_path.is_file()):
         print(f"Starting over in {output_dir} (--restart): discarding its checkpoint and record files.")
     elif checkpoint.latest() is not None:
-        return resume(model, config, output_dir, checkpoint, callbacks), marker
+        return resume(model, config, output_dir, checkpoint, schedules), marker
     marker = run_folder.start_fresh(output_dir, run_name)
     run_record.write_json(config_path, config.to_dict())
     return {"epoch": 0, "history": [], "initial": {}, "resumed_at": []}, marker
 
 
-def resume(model, config: TrainConfig, output_dir: Path, checkpoint: EpochCheckpoint, callbacks) -> dict:
+def resume(model, config: TrainConfig, output_dir: Path, checkpoint: EpochCheckpoint, schedules) -> dict:
     """Loads the newest checkpoint into ``model`` after checking that the options allow it: the same
     as the run's config.json except RESUMABLE_FIELDS, and --epochs kept where a schedule needs it."""
     config_path = output_dir / run_record.CONFIG_FILE
@@ -61,7 +62,7 @@ def resume(model, config: TrainConfig, output_dir: Path, checkpoint: EpochCheckp
             f"{output_dir} holds an unfinished run started with other options ({format_changes(diffs)}). Resume it with the "
             "same options (only --epochs may change), choose another --output, or pass --restart to start over."
         )
-    fixed = [type(c).__name__ for c in callbacks if getattr(c, "depends_on_epochs", False)]
+    fixed = [type(c).__name__ for c in schedules if getattr(c, "depends_on_epochs", False)]
     if fixed and saved.get("epochs") != config.epochs:
         raise RunFolderConflict(
             f"{output_dir} was started with --epochs {saved.get('epochs')}, and its learning-rate schedule "

@@ -81,6 +81,7 @@ def run_classification(
     data: ClassificationData,
     build_model: ModelFactory,
     callbacks: list[keras.callbacks.Callback] = (),
+    learning_rate: keras.optimizers.schedules.LearningRateSchedule | None = None,
     extra_metrics: dict | None = None,
     after_training: Callable[[keras.Model, ClassificationData, Path], None] | None = None,
 ) -> dict:
@@ -90,7 +91,8 @@ def run_classification(
     (unless ``--export-name``). ``build_model(config, metadata)`` runs after seeding: create
     every model inside it, never before the call, or the initial weights will not follow
     ``config.seed``. It returns one model, or a ``ModelPair`` whose inference model (no
-    augmentation) is the one saved and exported. ``extra_metrics`` join metrics.json;
+    augmentation) is the one saved and exported. ``learning_rate``: a per-step schedule for the
+    optimizer (default: ``config.learning_rate``; per-epoch ones are callbacks). ``extra_metrics`` join metrics.json;
     ``after_training(model, data, output_dir)`` may add files (e.g. a plot) to the record.
 
     Models are built inside the config's placement (tf.distribute strategy or JAX
@@ -115,7 +117,10 @@ def run_classification(
         built = build_model(config, data.metadata)
         pair = built if isinstance(built, ModelPair) else ModelPair(built, built)
         if not pair.training.compiled:
-            compile_classifier(pair.training, config)
+            compile_classifier(pair.training, config, learning_rate)
+        elif learning_rate is not None:
+            raise ValueError(f"{name}: build_model compiled the model itself, so the learning-rate schedule "
+                             "passed to run_classification would be ignored: pass one or the other.")
     if config.strategy == "multiworker":
         work_around_multiworker_build(pair.training, where.strategy)
     metadata = data.metadata

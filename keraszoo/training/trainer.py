@@ -26,7 +26,7 @@ from keraszoo.errors import TrainingDiverged
 from keraszoo.training import run_folder, run_record
 from keraszoo.training.checkpoint import EpochCheckpoint
 from keraszoo.training.distribute import resolve_jit_compile
-from keraszoo.training.optimizers import compile_for_classification
+from keraszoo.training.optimizers import compile_for_classification, learning_rate_schedule
 from keraszoo.training.resume import start_or_resume
 from keraszoo.training.run_folder import CHECKPOINT_DIR
 
@@ -54,14 +54,17 @@ def seed_everything(seed: int, *, deterministic: bool = True) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def compile_classifier(model: keras.Model, config: TrainConfig) -> None:
-    """``compile_for_classification`` with the recipes' execution options."""
+def compile_classifier(model: keras.Model, config: TrainConfig, learning_rate=None) -> None:
+    """``compile_for_classification`` with the recipes' execution options; ``learning_rate``: a
+    per-step schedule (default: ``config.learning_rate``)."""
     compile_for_classification(
         model,
         config,
+        learning_rate,
         # Keras's "auto" turns XLA on; it made the course's CNN ~2x slower on our CPUs.
         jit_compile=resolve_jit_compile(config.jit_compile),
         # Several steps per tf.function call: the per-call cost (~2 ms here) dominates small models.
+        # Per-step schedules are the optimizer's own (evaluated in the step), so they hold with it.
         steps_per_execution=config.steps_per_execution,
     )
 
@@ -181,7 +184,9 @@ def train(
     if not model.compiled:
         compile_classifier(model, config)
     checkpoint = EpochCheckpoint(output_dir / CHECKPOINT_DIR)
-    state, marker = start_or_resume(model, config, output_dir, checkpoint, callbacks, run_name)
+    schedule = learning_rate_schedule(model.optimizer)
+    state, marker = start_or_resume(model, config, output_dir, checkpoint, [*callbacks, *filter(None, [schedule])],
+                                    run_name)
 
     # Evaluation batches need not be as small as training ones (online SGD trains on 1 example).
     # Never larger than the split: under a tf.distribute strategy Keras builds the model from the
@@ -210,6 +215,7 @@ def train(
             first_epoch=state["epoch"],
             last_epoch=config.epochs,
         )
+        _end_every_epoch_with_a_call(model, config.steps_per_execution, steps_per_epoch)
         recorder = _EpochRecorder(state, checkpoint, output_dir, title)
         guards = [_StopOnNonFiniteLoss(), *([_PausePoints()] if faults.enabled() else [])]
         if config.tensorboard:
@@ -235,6 +241,24 @@ def train(
     write_record_files(output_dir, history, title, state["initial"], test)
     run_record.write_json(output_dir / run_record.METRICS_FILE, metrics)
     return TrainResult(metrics=metrics, history=history, output_dir=output_dir, run_marker=marker)
+
+
+def steps_per_call(requested: int, steps_per_epoch: int) -> int:
+    """The largest number of steps per call, at most ``requested``, that divides an epoch."""
+    return max(k for k in range(1, min(requested, steps_per_epoch) + 1) if steps_per_epoch % k == 0)
+
+
+def _end_every_epoch_with_a_call(model, requested: int, steps_per_epoch: int) -> None:
+    """Keras runs whole calls of N steps from one stream across epochs, so an epoch of 63 steps at 4 a
+    call would take its 64th step from the next epoch: validation, checkpoints and a resume would then
+    fall between other steps than with one step a call. The steps per call are lowered to a divisor
+    of the epoch instead, said in one line."""
+    steps = steps_per_call(requested, steps_per_epoch)
+    if steps != model.steps_per_execution:
+        print(f"--steps-per-execution {requested}: {steps} steps a call instead, the largest that divides an "
+              f"epoch's {steps_per_epoch} steps, so that every epoch ends with a call.")
+        model.steps_per_execution = steps
+        model.train_function = None  # rebuilt by fit with the new count
 
 
 def _tensorboard(log_dir: Path) -> keras.callbacks.Callback:
