@@ -34,6 +34,22 @@ def test_cifar10_batches_are_uint8_images_and_int_labels(data_dir):
     assert 60 < pixels.mean() < 200
 
 
+@pytest.mark.parametrize("name, split", [("cifar10", "train[-300:]"), ("mnist", "test[:257]"),
+                                         ("cifar10", "train[10:20]+test[:5]")])
+def test_fast_reader_gives_tfds_own_examples_in_tfds_order(data_dir, name, split):
+    # read_split parses the TFRecords a batch at a time instead of through builder.as_dataset: the
+    # examples, their order, slices and dtypes must be exactly TFDS's.
+    from keraszoo.data.tfds_data import _prepared_builder, _records
+
+    builder = _prepared_builder(name, data_dir)
+    want = list(builder.as_dataset(split=split, as_supervised=True, shuffle_files=False).as_numpy_iterator())
+    got = list(read_split(name, split, data_dir=data_dir).examples.as_numpy_iterator())
+    assert _records(builder, split) is not None and len(got) == len(want)
+    for (image, label), (want_image, want_label) in zip(got, want):
+        assert image.dtype == np.uint8 and label.dtype == np.int32 and label == want_label
+        np.testing.assert_array_equal(image, want_image)
+
+
 def test_mnist_has_one_channel(data_dir):
     metadata = dataset_metadata("mnist", data_dir=data_dir)
     assert metadata.input_shape == (28, 28, 1) and metadata.num_classes == 10

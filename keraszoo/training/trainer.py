@@ -252,11 +252,12 @@ def _end_every_epoch_with_a_call(model, requested: int, steps_per_epoch: int) ->
     """Keras runs whole calls of N steps from one stream across epochs, so an epoch of 63 steps at 4 a
     call would take its 64th step from the next epoch: validation, checkpoints and a resume would then
     fall between other steps than with one step a call. The steps per call are lowered to a divisor
-    of the epoch instead, said in one line."""
+    of the epoch instead, said in one line (not when the whole epoch is one call anyway)."""
     steps = steps_per_call(requested, steps_per_epoch)
     if steps != model.steps_per_execution:
-        print(f"--steps-per-execution {requested}: {steps} steps a call instead, the largest that divides an "
-              f"epoch's {steps_per_epoch} steps, so that every epoch ends with a call.")
+        if steps < steps_per_epoch:
+            print(f"--steps-per-execution {requested}: {steps} steps a call instead, the largest that divides an "
+                  f"epoch's {steps_per_epoch} steps, so that every epoch ends with a call.")
         model.steps_per_execution = steps
         model.train_function = None  # rebuilt by fit with the new count
 
