@@ -40,7 +40,7 @@ from pathlib import Path
 import keraszoo  # noqa: F401  before TensorFlow, whose CPU kernels it chooses (keraszoo/__init__.py)
 
 MODELS = ("mlp", "cnn_bn", "vit")
-KERAS_VARIANTS = ("fp32", "fp32_xla", "bf16", "fp32_spe10")
+KERAS_VARIANTS = ("fp32", "fp32_xla", "bf16", "fp32_spe10", "fp32_xla_spe10")
 
 
 def parse_args(argv=None):
@@ -48,7 +48,7 @@ def parse_args(argv=None):
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--keras-variants", nargs="+", choices=KERAS_VARIANTS, default=["fp32"],
                         help="keraszoo settings to time: fp32 (the default), fp32_xla (--jit-compile on), "
-                             "bf16 (--mixed-precision on a CPU), fp32_spe10 (--steps-per-execution 10)")
+                             "bf16 (--mixed-precision on a CPU), fp32_spe10 (--steps-per-execution 10), fp32_xla_spe10 (both)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=30, help="timed steps per repetition (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=5, help="repetitions per framework (default: %(default)s)")
@@ -82,8 +82,8 @@ def keras_model(name, variant, images, labels):
     from keraszoo.training.trainer import compile_classifier
 
     # The recipes' own options: --jit-compile on, and --steps-per-execution 10 (ten steps per call).
-    options = {"jit_compile": "on" if variant == "fp32_xla" else "off",
-               "steps_per_execution": 10 if variant == "fp32_spe10" else 1}
+    options = {"jit_compile": "on" if "xla" in variant else "off",
+               "steps_per_execution": 10 if variant.endswith("spe10") else 1}
     metadata = DatasetMetadata(name="synthetic", version="0", data_dir="", input_shape=images.shape[1:],
                                num_classes=10, class_names=tuple(map(str, range(10))))
     train = SplitData(examples=tf.data.Dataset.from_tensor_slices((images, labels)), num_examples=len(images),

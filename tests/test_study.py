@@ -134,3 +134,29 @@ def test_sweeps_values_pick_a_factor_s_values_and_report_only_what_ran(tmp_path)
     assert "### dropout_rate" in text and "### lr_decay" not in text and "training examples" not in text
     assert "| 0 | 2 | 0 | 83.00 (1 seed) |" in text
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["full_dropout.png"]
+
+
+def test_vit_sweep_values_and_a_validated_report(tmp_path):
+    import json
+
+    from keraszoo.recipes import mnist_vit_sweep as sweep
+    from keraszoo.training.study import load_records
+
+    assert list(sweep.grid(["hidden_dim"], [32, 64])) == ["h32-p7-l6", "h64-p7-l6"]
+    with pytest.raises(SystemExit, match="--values 48: not a hidden_dim value"):
+        sweep.grid(["hidden_dim"], [48])
+    with pytest.raises(SystemExit, match="exactly one"):
+        sweep.grid(["hidden_dim", "patch_size"], [32])
+    for name, val, test in (("h32-p7-l6-seed0", 0.97, 0.96), ("h64-p7-l6-seed0", 0.98, 0.975)):
+        folder = tmp_path / "records" / name
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps({"patch_size": 7, "batch_size": 128}))
+        (folder / "history.csv").write_text(f"epoch,loss,accuracy,val_loss,val_accuracy\n1,1,0.5,1,0.6\n2,1,0.9,1,{val}\n")
+        (folder / "metrics.json").write_text(json.dumps({
+            "epochs": 2, "val_accuracy": val, "best_val_accuracy": val, "test_accuracy": test, "test_loss": 0.1,
+            "num_params": 1000, "num_train_examples": 1280, "mean_train_time_per_epoch_s": 5.0}))
+    text = sweep.report(load_records(tmp_path / "records", "h*-p*-l*-seed*"), tmp_path / "figures", prefix="long")
+    header = next(line for line in text.splitlines() if line.startswith("| hidden_dim"))
+    assert "final val. acc. %" in header and "best monitored" not in header  # chosen on validation, test apart
+    assert "| 32 | 1,000 | 17 | 0 | 2 | 97.00 (1 seed) | 97.00 (1 seed) | 96.00 (1 seed) |" in text
+    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["long_hidden_dim.png"]

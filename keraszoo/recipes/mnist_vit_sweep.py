@@ -14,6 +14,9 @@ examples:
   python recipes/mnist_vit_sweep.py --factors ablations --epochs 10 --train-split 'train[:10000]' \
       --records docs/records/mnist_vit_ablations --runs runs/vit_ablations      # no positions, mean pooling
   python recipes/mnist_vit_sweep.py --report-only
+  # two embedding sizes trained to the default's 15 epochs (the course's "32 ~ 64" at convergence)
+  python recipes/mnist_vit_sweep.py --factors hidden_dim --values 32 64 --epochs 15 \
+      --runs runs/vit_long --records docs/records/mnist_vit_long --figure-prefix vit_long
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ def parse_args(argv=None):
     parser.add_argument("--factors", nargs="+", choices=[*FACTORS, "ablations"], default=list(FACTORS),
                         help="factors to sweep; 'ablations' trains the default without positional embeddings "
                         "and with mean pooling instead of the class token (default: the three factors)")
+    parser.add_argument("--values", type=int, nargs="+",
+                        help="only these values of the one factor given, e.g. --factors hidden_dim --values 32 64 "
+                        "(default: all of them)")
+    parser.add_argument("--figure-prefix", default="vit_sweep",
+                        help="figures are <figures>/<prefix>_<factor>.png (default: %(default)s)")
     parser.add_argument("--warmup-epochs", type=float, default=0.5, help="warmup of every run (default: %(default)s)")
     return parser.parse_args(argv)
 
@@ -46,8 +54,15 @@ def run_name(settings: dict) -> str:
     return f"h{settings['hidden_dim']}-p{settings['patch_size']}-l{settings['num_layers']}"
 
 
-def grid(factors) -> dict[str, dict]:
-    """Every factor's values around the default; the default itself once."""
+def grid(factors, values=None) -> dict[str, dict]:
+    """Every factor's values around the default (``values``: only those, of a single factor); the default once."""
+    if values is not None:
+        if len(factors) != 1 or factors[0] not in FACTORS:
+            raise SystemExit("error: --values needs exactly one of --factors " + ", ".join(FACTORS) + ".")
+        unknown = sorted(set(values) - set(FACTORS[factors[0]]))
+        if unknown:
+            raise SystemExit(f"error: --values {' '.join(map(str, unknown))}: not a {factors[0]} value of this "
+                             f"study (choose from {', '.join(map(str, FACTORS[factors[0]]))}).")
     points = {}
     for factor in factors:
         if factor == "ablations":
@@ -55,6 +70,8 @@ def grid(factors) -> dict[str, dict]:
             points.update({f"{run_name(DEFAULT)}-{name}": {**DEFAULT, **options} for name, options in ABLATIONS.items()})
             continue
         for value in FACTORS[factor]:
+            if values is not None and value not in values:
+                continue
             settings = {**DEFAULT, factor: value}
             points[run_name(settings)] = settings
     return points
@@ -65,7 +82,15 @@ def seconds_per_step(record) -> float:
     return record.metrics["mean_train_time_per_epoch_s"] / steps
 
 
-def report(records, figures: Path) -> str:
+def _validation(key):
+    """A validation column: records made before keraszoo had a validation split have none."""
+    def column(runs):
+        found = [r.metrics[key] for r in runs if key in r.metrics]
+        return mean_std(found) if len(found) == len(runs) else "— (before validation)"
+    return column
+
+
+def report(records, figures: Path, prefix: str = "vit_sweep") -> str:
     from keraszoo.models.vit import num_tokens
 
     groups, sections = by_group(records), []
@@ -73,16 +98,24 @@ def report(records, figures: Path) -> str:
         names = {run_name({**DEFAULT, factor: value}): value for value in values}
         present = {name: groups[name] for name in names if name in groups}
         if len(present) > 1:  # the default alone (an ablation study's records) is not a sweep
-            plot_groups(present, figures / f"vit_sweep_{factor}.png", title=LABELS[factor],
+            plot_groups(present, figures / f"{prefix}_{factor}.png", title=LABELS[factor],
                         label=lambda name: f"{factor} {names[name]}")
         m = lambda runs: [r.metrics for r in runs]  # noqa: E731
+        # Records since issue #17 rank on validation data; the older ones (3 epochs) have none.
+        validated = any("val_accuracy" in r.metrics for runs in present.values() for r in runs)
         table = summary_table(present, list(names), first=factor, columns={
             "parameters": lambda runs: f"{runs[0].metrics['num_params']:,}",
             "tokens": lambda runs: num_tokens((28, 28, 1), runs[0].config["patch_size"]),
             "seeds": seeds_of,
-            "test accuracy % (mean ± std)": lambda runs: mean_std(x["test_accuracy"] for x in m(runs)),
+            **({"epochs": lambda runs: "/".join(map(str, sorted({x["epochs"] for x in m(runs)}))),
+                "final val. acc. % (mean ± std)": _validation("val_accuracy"),
+                "best val. acc. %": _validation("best_val_accuracy"),
+                "test acc. % (once, at the end)": lambda runs: mean_std(x["test_accuracy"] for x in m(runs)),
+                } if validated else {
+                "test accuracy % (mean ± std)": lambda runs: mean_std(x["test_accuracy"] for x in m(runs))}),
             "final test loss": lambda runs: mean_std((x["test_loss"] for x in m(runs)), scale=1, digits=4),
-            "best monitored acc. %": lambda runs: mean_std(best_monitored(x) for x in m(runs)).split(" (")[0],
+            **({} if validated else {  # before #17 the monitored split was the test split
+                "best monitored acc. %": lambda runs: mean_std(best_monitored(x) for x in m(runs)).split(" (")[0]}),
             "train s/epoch": lambda runs: f"{statistics.mean(x['mean_train_time_per_epoch_s'] for x in m(runs)):.0f}",
             "ms/step": lambda runs: f"{1000 * statistics.mean(seconds_per_step(r) for r in runs):.0f}",
         }, label=lambda name: f"{names[name]}{' (default)' if names[name] == DEFAULT[factor] else ''}")
@@ -105,12 +138,13 @@ def report(records, figures: Path) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    points = grid(args.factors, args.values)  # a bad --values is refused even with --report-only
     status = 0
     if not args.report_only:
         from keraszoo.recipes import mnist_vit
         from keraszoo.training.study import run_study
 
         status = run_study(args, config_class=mnist_vit.MnistViTConfig, main=mnist_vit.main,
-                           grid=grid(args.factors), fixed={"warmup_epochs": args.warmup_epochs})
-    print(report(load_records(args.records, "h*-p*-l*-seed*"), Path(args.figures)))
+                           grid=points, fixed={"warmup_epochs": args.warmup_epochs})
+    print(report(load_records(args.records, "h*-p*-l*-seed*"), Path(args.figures), args.figure_prefix))
     return status
