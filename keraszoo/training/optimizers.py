@@ -35,5 +35,6 @@ def compile_for_classification(model: keras.Model, config: TrainConfig, learning
 
 def learning_rate_schedule(optimizer) -> keras.optimizers.schedules.LearningRateSchedule | None:
     """The schedule ``optimizer`` was made with, or None for a fixed (or callback-set) rate."""
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # float16's LossScaleOptimizer wraps it
     rate = getattr(optimizer, "_learning_rate", None)  # Keras keeps no public handle on it
     return rate if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule) else None
