@@ -215,13 +215,16 @@ def benchmark_models(args):
     results = {}
     for name in args.models:
         images, labels = synthetic(name, args.batch_size)
-        keras_runs = {}
+        keras_runs, configs = {}, {}
         for variant in args.keras_variants:
-            model, config = keras_model(name, variant, images, labels)
+            model, configs[variant] = keras_model(name, variant, images, labels)
             time_keras(model, images, labels, 5)  # trace and warm up
             keras_runs[variant] = (model, [])
-        # The network alone, on the float inputs its preprocessing would give (fp32).
-        network = keras_network_alone(keras_runs[args.keras_variants[0]][0], config)
+        # The network alone, on the float inputs its preprocessing would give, compiled like the
+        # first variant (the table's first row), not like whichever variant came last.
+        first = args.keras_variants[0]
+        network = keras_network_alone(keras_runs[first][0], configs[first])
+        config = configs[first]
         floats = np.random.default_rng(1).normal(size=(args.batch_size, *network.input_shape[1:])).astype("float32")
         time_keras(network, floats, labels, 5)
         torch_steps = {"full": torch_setup(name, images, labels, config),
