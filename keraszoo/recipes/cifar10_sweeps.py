@@ -28,7 +28,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from keraszoo.training.study import by_group, load_records, mean_std, plot_groups, seeds_of, summary_table
+from keraszoo.training.study import by_group, check_values, load_records, mean_std, plot_groups, seeds_of, summary_table
 
 DEFAULT = {"lr_decay": 0.9, "dropout_rate": 0.25}
 FACTORS = {"gamma": ("lr_decay", (0.8, 0.9, 0.95, 0.99)),
@@ -55,13 +55,7 @@ def train_size_options(size: int, epochs: int = EPOCHS) -> dict:
 
 def grid(factors, values=None) -> dict[str, dict]:
     """Grid points by group name; ``values`` keeps only those values of a single factor."""
-    if values is not None:
-        if len(factors) != 1 or factors[0] not in FACTORS:
-            raise SystemExit("error: --values needs exactly one of --factors " + ", ".join(FACTORS) + ".")
-        unknown = sorted(set(values) - set(FACTORS[factors[0]][1]))
-        if unknown:
-            raise SystemExit(f"error: --values {' '.join(f'{v:g}' for v in unknown)}: not a {factors[0]} value "
-                             f"of this study (choose from {', '.join(f'{v:g}' for v in FACTORS[factors[0]][1])}).")
+    check_values(factors, values, {factor: choices for factor, (_, choices) in FACTORS.items()})
     points = {}
     for factor in factors:
         if factor == "train_size":

@@ -25,7 +25,7 @@ import math
 import statistics
 from pathlib import Path
 
-from keraszoo.training.study import best_monitored, by_group, load_records, mean_std, plot_groups, seeds_of, summary_table
+from keraszoo.training.study import best_monitored, by_group, check_values, load_records, mean_std, plot_groups, seeds_of, summary_table
 
 FACTORS = {"hidden_dim": (8, 16, 32, 64), "patch_size": (4, 7, 11, 14), "num_layers": (2, 4, 6, 8)}
 DEFAULT = {"hidden_dim": 64, "patch_size": 7, "num_layers": 6}
@@ -56,13 +56,7 @@ def run_name(settings: dict) -> str:
 
 def grid(factors, values=None) -> dict[str, dict]:
     """Every factor's values around the default (``values``: only those, of a single factor); the default once."""
-    if values is not None:
-        if len(factors) != 1 or factors[0] not in FACTORS:
-            raise SystemExit("error: --values needs exactly one of --factors " + ", ".join(FACTORS) + ".")
-        unknown = sorted(set(values) - set(FACTORS[factors[0]]))
-        if unknown:
-            raise SystemExit(f"error: --values {' '.join(map(str, unknown))}: not a {factors[0]} value of this "
-                             f"study (choose from {', '.join(map(str, FACTORS[factors[0]]))}).")
+    check_values(factors, values, FACTORS)
     points = {}
     for factor in factors:
         if factor == "ablations":

@@ -83,6 +83,19 @@ def study_parser(description: str, *, runs: str, records: str, epochs: int, seed
     return parser
 
 
+def check_values(factors: Sequence[str], values: Sequence[float] | None, choices: dict[str, Sequence]) -> None:
+    """A study's ``--values`` (some values of one factor): refused in one line unless exactly one
+    factor of ``choices`` is given and every value is one of that factor's."""
+    if values is None:
+        return
+    if len(factors) != 1 or factors[0] not in choices:
+        raise SystemExit("error: --values needs exactly one of --factors " + ", ".join(choices) + ".")
+    unknown = sorted(set(values) - set(choices[factors[0]]))
+    if unknown:
+        raise SystemExit(f"error: --values {' '.join(f'{v:g}' for v in unknown)}: not a {factors[0]} value of this "
+                         f"study (choose from {', '.join(f'{v:g}' for v in choices[factors[0]])}).")
+
+
 def plan(grid: dict[str, dict], seeds: Sequence[int]) -> list[Run]:
     """Seed-major, so that a study cut short has every grid point once before any twice."""
     return [Run(group, seed, options) for seed in seeds for group, options in grid.items()]
