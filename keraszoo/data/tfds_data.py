@@ -160,7 +160,7 @@ def _records(builder, split: str) -> tf.data.Dataset | None:
     The same examples in the same order as ``builder.as_dataset(split, shuffle_files=False)`` (TFDS's
     own file instructions give the slices; tested equal), but records are parsed PARSE_BATCH at a time
     with ``tf.io.parse_example``: TFDS parses one record per call, which cost more than decoding the
-    image (CIFAR-10 read + decode: ~1.6x faster this way, docs/performance.md). None for any other
+    image here (the trainer's stream from disk: docs/performance.md, issue #20). None for any other
     layout than TFRecord files of an encoded image and an integer label.
     """
     features = builder.info.features
