@@ -209,7 +209,9 @@ def test_circles_run_reaches_95_percent(mlp_recipe, tmp_path, implementation):
     assert (Path(metrics["saved_model"]) / "run_record" / "decision_boundary.png").is_file()
 
 
-@pytest.mark.parametrize("implementation", ["keras", "manual"])
+# The hand-written MLP only: its custom train_step is the case Keras does not test, and the
+# trainer's steps-per-call logic is the same for both implementations (the suite's 10-minute budget).
+@pytest.mark.parametrize("implementation", ["manual"])
 def test_several_steps_per_call_train_exactly_like_one(mlp_recipe, tmp_path, capsys, implementation):
     # --steps-per-execution only batches steps into one call into TensorFlow (10 doubled the
     # MLP's speed, docs/performance.md); the optimisation must be the same, step for step.
