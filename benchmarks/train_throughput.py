@@ -106,10 +106,17 @@ def keras_model(name, variant, images, labels):
     return model, config
 
 
-def time_keras(model, images, labels, steps):
+def time_keras(model, images, labels, steps, autotune=False):
+    """images/s of one model.fit call of ``steps`` steps on one repeated batch, fed as the trainer feeds
+    its streams (``without_autotuning``: tf.data's autotuning off). With ``autotune``, TF's default: the call
+    then ends at the autotuning thread's next wake-up (issue #20, benchmarks/fit_call_cores.py)."""
     import tensorflow as tf
 
+    from keraszoo.data import without_autotuning
+
     data = tf.data.Dataset.from_tensors((images, labels)).repeat()
+    if not autotune:
+        data = without_autotuning(data)
     start = time.perf_counter()
     model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
     return steps * len(images) / (time.perf_counter() - start)
@@ -253,17 +260,33 @@ def benchmark_models(args):
 def benchmark_pipeline(args):
     """images/s of the trainer's own input stream on the prepared CIFAR-10: read_split (TFRecords parsed
     a batch at a time, images decoded, then cached in memory) + epoch_batches (full-split shuffle, batches).
-    The crop, flip and normalisation are not here: they are layers of the model, timed with it."""
+    The crop, flip and normalisation are not here: they are layers of the model, timed with it.
+    The first epoch is timed twice, from a fresh read each time: as the trainer runs it (tf.data's
+    autotuning off, see keraszoo.data.without_autotuning) and with TensorFlow's default (on)."""
+    import tensorflow as tf
+
     from keraszoo.data import read_split
 
     count = args.pipeline_batches * args.batch_size
-    data = read_split("cifar10", f"train[:{count}]", data_dir=args.data_dir)
+    autotune_on = tf.data.Options()
+    autotune_on.autotune.enabled = True
+    warm_up = read_split("cifar10", f"train[:{2 * args.batch_size}]", data_dir=args.data_dir)
+    for _ in warm_up.epoch_batches(batch_size=args.batch_size, seed=0, first_epoch=0, last_epoch=1)[0]:
+        pass  # TensorFlow's first-use costs (tracing the parse and decode functions) are not the stream's
     out = {}
-    for epoch, label in ((0, "from disk (first epoch: read, decode, cache)"), (1, "from the cache (later epochs)")):
+    for label, epoch, options in (("from disk (first epoch: read, decode, cache)", 0, None),
+                                  ("from the cache (later epochs)", 1, None),
+                                  ("from disk, tf.data autotuning on (TensorFlow's default)", 0, autotune_on)):
+        if epoch == 0:
+            data = read_split("cifar10", f"train[:{count}]", data_dir=args.data_dir)
         stream, _ = data.epoch_batches(batch_size=args.batch_size, seed=0, first_epoch=epoch, last_epoch=epoch + 1)
+        if options is not None:
+            stream = stream.with_options(options)
         start = time.perf_counter()
-        seen = sum(int(labels.shape[0]) for _, labels in stream)
-        out[label] = seen / (time.perf_counter() - start)
+        iterator = iter(stream)
+        seen = sum(int(labels.shape[0]) for _, labels in iterator)
+        out[label] = seen / (time.perf_counter() - start)  # clock stopped before the iterator is dropped
+        del iterator
         print(f"pipeline {label}: {out[label]:.0f} images/s", file=sys.stderr)
     return out
 

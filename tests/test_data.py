@@ -14,6 +14,7 @@ from keraszoo.data import (
     load_dataset,
     read_split,
     resolve_data_dir,
+    without_autotuning,
 )
 
 
@@ -114,3 +115,14 @@ def test_data_dir_precedence(monkeypatch, tmp_path):
     assert resolve_data_dir() == str(tmp_path / "from_env")
     monkeypatch.delenv("TFDS_DATA_DIR")
     assert resolve_data_dir().endswith("tensorflow_datasets")
+
+
+def test_streams_handed_to_keras_have_tf_data_autotuning_off(data_dir):
+    """Dropping an autotuned iterator waits for tf.data's autotuning thread to wake (up to 60 s later):
+    Keras drops one per validation pass, so every stream the trainer hands Keras must have it off."""
+    data = read_split("cifar10", "train[:64]", data_dir=data_dir)
+    stream, _ = epoch_batches(data, batch_size=32, seed=0, first_epoch=0, last_epoch=1)
+    assert data.examples.options().autotune.enabled is not False  # TensorFlow's default, untouched
+    for dataset in (stream, batches(data, batch_size=32), load_dataset("mnist", "test[:10]", batch_size=4, data_dir=data_dir)):
+        assert dataset.options().autotune.enabled is False
+    assert without_autotuning(data.examples).options().autotune.enabled is False

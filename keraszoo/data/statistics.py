@@ -20,8 +20,10 @@ def channel_mean_variance(data: SplitData | ArraySplit, *, batch_size: int = 102
     """
     if hasattr(data, "images"):
         return array_mean_variance(data.images, batch_size=batch_size)
+    from keraszoo.data.tfds_data import without_autotuning  # TensorFlow only on this path
+
     sums = _ChannelSums()
-    for images, _ in data.examples.batch(batch_size):
+    for images, _ in without_autotuning(data.examples.batch(batch_size)):
         sums.add(images.numpy())
     return sums.mean_variance(f"split {data.split!r}")
 

@@ -29,6 +29,23 @@ CACHE_LIMIT_BYTES = 4 * 2**30
 MAX_SHUFFLE_BUFFER = 200_000
 
 
+def without_autotuning(stream: tf.data.Dataset) -> tf.data.Dataset:
+    """``stream`` with tf.data's autotuning off: every stream keraszoo hands Keras or reads once.
+
+    With autotuning on (TensorFlow's default), an iterator starts a thread that wakes 10 ms x
+    (2^k - 1) after it (... 2.55, 5.11, 10.23 s), and dropping the iterator returned only at that
+    thread's next wake-up (TF 2.21), the CPU idle meanwhile. Keras drops the validation iterator
+    every epoch and fit's at the end of each call: validation passes ended at 5.1 or 10.2 s (441 of
+    3,182 recorded epochs; a 5,000-image pass is 1.2-1.8 s of work here), and the benchmarks' fit calls read as "half speed" (issue #20;
+    ``benchmarks/fit_call_cores.py``, ``benchmarks/validation_waits.py``). Off, AUTOTUNE
+    parallelism stays at the runner's thread count and prefetch keeps its own buffer tuner: the
+    trainer's stream from disk measured as fast (docs/performance.md).
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return stream.with_options(options)
+
+
 # TFDS keeps class names in label.labels.txt beside features.json; a copy prepared
 # without that file reports "0".."9". These are the official CIFAR-10 names, in label order.
 KNOWN_CLASS_NAMES = {
@@ -201,7 +218,7 @@ def batches(
         examples = examples.shuffle(
             min(data.num_examples, MAX_SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True
         )
-    return examples.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return without_autotuning(examples.batch(batch_size).prefetch(tf.data.AUTOTUNE))
 
 
 def epoch_batches(
@@ -231,7 +248,7 @@ def epoch_batches(
         lambda index: tf.data.Dataset.from_tensors(index).repeat(steps_per_epoch)
     )
     stream = tf.data.Dataset.choose_from_datasets(epochs, order)
-    return stream.prefetch(tf.data.AUTOTUNE), steps_per_epoch
+    return without_autotuning(stream.prefetch(tf.data.AUTOTUNE)), steps_per_epoch
 
 
 def load_dataset(

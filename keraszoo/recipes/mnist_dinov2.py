@@ -233,7 +233,7 @@ def finetune(config: DinoTransferConfig) -> tuple[dict, object]:
     import numpy as np
     import tensorflow as tf
 
-    from keraszoo.data import read_split
+    from keraszoo.data import read_split, without_autotuning
     from keraszoo.models.dinov2_onnx import load_backbone
 
     keras.utils.set_random_seed(config.seed)
@@ -252,6 +252,7 @@ def finetune(config: DinoTransferConfig) -> tuple[dict, object]:
     train = (pool.examples.enumerate()
              .filter(lambda i, _: tf.gather(drawn, i)).map(lambda _, example: example)
              .shuffle(len(chosen), seed=config.seed).batch(config.batch_size))
+    train = without_autotuning(train)
     validation = read_split("mnist", config.validation_split, data_dir=config.data_dir).batches(batch_size=256)
     stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=3, restore_best_weights=True)
     history = model.fit(train, validation_data=validation, epochs=config.epochs, callbacks=[stop], verbose="auto")
