@@ -159,4 +159,5 @@ def test_vit_sweep_values_and_a_validated_report(tmp_path):
     header = next(line for line in text.splitlines() if line.startswith("| hidden_dim"))
     assert "final val. acc. %" in header and "best monitored" not in header  # chosen on validation, test apart
     assert "| 32 | 1,000 | 17 | 0 | 2 | 97.00 (1 seed) | 97.00 (1 seed) | 96.00 (1 seed) |" in text
+    assert "### patch size" not in text and "### depth" not in text  # only the default ran: not a sweep
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == ["long_hidden_dim.png"]

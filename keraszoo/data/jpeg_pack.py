@@ -105,7 +105,7 @@ def pack_tfds(dataset: str, splits: list[str], out: str | Path, *, data_dir: str
 
     A slice is written under its split's name ('train[:5000]' -> train.npz), as ``--data-pack`` reads it.
     """
-    from keraszoo.data.tfds_data import dataset_metadata, read_split
+    from keraszoo.data.tfds_data import dataset_metadata, read_split, without_autotuning
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -113,7 +113,7 @@ def pack_tfds(dataset: str, splits: list[str], out: str | Path, *, data_dir: str
     summaries = []
     for split in splits:
         data = read_split(dataset, split, data_dir=data_dir)
-        images, labels = zip(*data.examples.batch(4096).as_numpy_iterator())
+        images, labels = zip(*without_autotuning(data.examples.batch(4096)).as_numpy_iterator())
         source = f"TFDS {dataset} {metadata.version} split {split} from {metadata.data_dir}"
         summaries.append(write_pack(out / f"{split.split('[')[0]}.npz", np.concatenate(images), np.concatenate(labels),
                                     source=source, dataset=dataset, version=metadata.version,

@@ -91,9 +91,10 @@ def report(records, figures: Path, prefix: str = "vit_sweep") -> str:
     for factor, values in FACTORS.items():
         names = {run_name({**DEFAULT, factor: value}): value for value in values}
         present = {name: groups[name] for name in names if name in groups}
-        if len(present) > 1:  # the default alone (an ablation study's records) is not a sweep
-            plot_groups(present, figures / f"{prefix}_{factor}.png", title=LABELS[factor],
-                        label=lambda name: f"{factor} {names[name]}")
+        if len(present) < 2:  # the default alone (another factor's or the ablations' records) is not a sweep
+            continue
+        plot_groups(present, figures / f"{prefix}_{factor}.png", title=LABELS[factor],
+                    label=lambda name: f"{factor} {names[name]}")
         m = lambda runs: [r.metrics for r in runs]  # noqa: E731
         # Records since issue #17 rank on validation data; the older ones (3 epochs) have none.
         validated = any("val_accuracy" in r.metrics for runs in present.values() for r in runs)
