@@ -14,7 +14,8 @@ _EXPORTS = {
     "keraszoo.data.metadata": ("DatasetMetadata",),
     "keraszoo.errors": ("DatasetNotFoundError",),
     "keraszoo.data.tfds_data": ("SplitData", "batches", "dataset_metadata",
-                                "describe_data_loss", "epoch_batches", "load_dataset", "read_split", "resolve_data_dir", "without_autotuning"),
+                                "describe_data_loss", "epoch_batches", "load_dataset", "read_split", "resolve_data_dir",
+                                "without_autotuning"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
