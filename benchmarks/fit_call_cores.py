@@ -108,11 +108,11 @@ def main(argv=None) -> int:
                           for tid, (name, ticks) in t1.items())
             line += "  threads " + " ".join(f"{tid}:{name}={share:.2f}" for share, name, tid in busy[::-1] if share >= 0.05)
         print(line, flush=True)
-    # A call of 20 steps that ends on the autotuning thread's wake-up: 2.55, 5.11 or 10.23 s.
-    wake_ups = [0.01 * (2**k - 1) for k in range(1, 16)]
+    from validation_waits import WAKE_UPS  # benchmarks/ is on sys.path (above)
+
     for name in order:
         seconds = [args.steps * len(images) / r for r in rates[name]]
-        on_wake_up = sum(any(abs(s - w) < 0.02 for w in wake_ups) for s in seconds)
+        on_wake_up = sum(any(abs(s - w) < 0.02 for w in WAKE_UPS) for s in seconds)
         print(f"{name}: median {sorted(rates[name])[len(rates[name]) // 2]:.0f} img/s, {on_wake_up} of "
               f"{len(seconds)} calls ended within 20 ms of an autotuning wake-up (10 ms x (2^k - 1))")
     return 0

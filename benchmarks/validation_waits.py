@@ -10,6 +10,7 @@ times pile up on the long wake-ups; keraszoo.data.without_autotuning removes the
 examples:
   python benchmarks/validation_waits.py docs/records
   python benchmarks/validation_waits.py runs/cifar10_full_budget --tolerance 0.03
+  python benchmarks/validation_waits.py docs/records --shift 0.8      # control: times that mean nothing
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ def main(argv=None) -> int:
     parser.add_argument("--tolerance", type=float, default=0.06, help="seconds either side of a wake-up")
     parser.add_argument("--from", dest="shortest", type=float, default=2.0,
                         help="only wake-ups from this many seconds on: short ones are hit by chance")
+    parser.add_argument("--shift", type=float, default=0.0,
+                        help="move every wake-up by this many seconds: a control for how many land there by chance")
     args = parser.parse_args(argv)
     missing = [str(f) for f in args.folders if not f.is_dir()]
     if missing:
         parser.error(f"not a folder: {', '.join(missing)}")
-    epochs, hits = 0, {w: 0 for w in WAKE_UPS if w >= args.shortest}
+    epochs, hits = 0, {w + args.shift: 0 for w in WAKE_UPS if w >= args.shortest}
     files = sorted(p for folder in args.folders for p in folder.rglob("history.csv"))
     for path in files:
         with open(path, newline="") as f:
@@ -45,7 +48,8 @@ def main(argv=None) -> int:
                     hits[wake_up] += abs(beyond - wake_up) <= args.tolerance
     on = sum(hits.values())
     print(f"{len(files)} history files, {epochs} epochs with timings; {on} ended within "
-          f"{1000 * args.tolerance:.0f} ms of an autotuning wake-up of {args.shortest:g} s or more:")
+          f"{1000 * args.tolerance:.0f} ms of an autotuning wake-up of {args.shortest:g} s or more"
+          + (f", shifted by {args.shift:g} s:" if args.shift else ":"))
     for wake_up, count in hits.items():
         if count:
             print(f"  {wake_up:6.2f} s: {count}")

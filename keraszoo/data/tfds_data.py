@@ -36,7 +36,7 @@ def without_autotuning(stream: tf.data.Dataset) -> tf.data.Dataset:
     (2^k - 1) after it (... 2.55, 5.11, 10.23 s), and dropping the iterator returned only at that
     thread's next wake-up (TF 2.21), the CPU idle meanwhile. Keras drops the validation iterator
     every epoch and fit's at the end of each call: validation passes ended at 5.1 or 10.2 s (441 of
-    3,182 recorded epochs; a 5,000-image pass is 1.2-1.8 s of work here), and the benchmarks' fit
+    3,332 recorded epochs; 0.5-2.3 s since, docs/records/mnist_vit_long), and the benchmarks' fit
     calls read as "half speed" (issue #20; ``benchmarks/fit_call_cores.py``,
     ``benchmarks/validation_waits.py``). Off, tf.data no longer retunes AUTOTUNE parallelism and
     buffers during a run: the trainer's stream from disk measured as fast (docs/performance.md).
