@@ -2,8 +2,6 @@
 
 import json
 import math
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -255,23 +253,30 @@ def test_untrained_other_cnn_starts_at_chance_level_for_its_5_classes(data_dir):
 
 # --- the describe command ------------------------------------------------------------------
 
-def test_describe_cifar_cnn_prints_the_course_answers():
-    done = subprocess.run([sys.executable, "-m", "keraszoo", "describe", "cifar_cnn"],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "total: 1,190,000 weights + 1,170 biases = 1,191,170 parameters" in done.stdout
-    assert "1,191,000" in done.stdout
-    assert "36x36" in done.stdout
+def _describe(capsys, *argv):
+    """``keraszoo describe ARGV`` in this process (the entry point is tested in test_cli.py): the exit
+    code, stdout and stderr."""
+    from keraszoo.cli import main
+
+    capsys.readouterr()
+    code = main(["describe", *argv])
+    return code, *capsys.readouterr()
 
 
-def test_describe_json_and_saved_models(short_cifar10_run, tmp_path):
+def test_describe_cifar_cnn_prints_the_course_answers(capsys):
+    code, out, err = _describe(capsys, "cifar_cnn")
+    assert code == 0, err[-2000:]
+    assert "total: 1,190,000 weights + 1,170 biases = 1,191,170 parameters" in out
+    assert "1,191,000" in out
+    assert "36x36" in out
+
+
+def test_describe_json_and_saved_models(short_cifar10_run, tmp_path, capsys):
     config, metrics = short_cifar10_run
-    done = subprocess.run([sys.executable, "-m", "keraszoo", "describe", metrics["saved_model"], "--json"],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    described = json.loads(done.stdout)
+    code, out, err = _describe(capsys, metrics["saved_model"], "--json")
+    assert code == 0, err[-2000:]
+    described = json.loads(out)
     assert described["totals"]["parameters"] == 1_191_170
     assert [f["size"] for f in described["receptive_fields"] if f["layer"].endswith("pool3")] == [36]
-    bad = subprocess.run([sys.executable, "-m", "keraszoo", "describe", "resnet9000"],
-                         capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2 and "cifar_cnn" in bad.stderr
+    code, _, err = _describe(capsys, "resnet9000")
+    assert code == 2 and "cifar_cnn" in err

@@ -16,6 +16,17 @@ def _run(*args, **kwargs):
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300, **kwargs)
 
 
+def _keraszoo(capsys, *argv) -> subprocess.CompletedProcess:
+    """``python -m keraszoo ARGV`` run in this process: the same main(), without paying a TensorFlow
+    import per call (the entry point itself is tested once, in a subprocess)."""
+    from keraszoo.cli import main
+
+    capsys.readouterr()
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["keraszoo", *argv], code, out, err)
+
+
 def test_overrides_are_typed():
     config = parse_config(TrainConfig, ["--epochs", "3", "--learning-rate", "0.01", "--no-export"])
     assert (config.epochs, config.learning_rate, config.export) == (3, 0.01, False)
@@ -51,28 +62,28 @@ def test_missing_dataset_is_one_clear_line(tmp_path):
     assert str(tmp_path) in done.stderr
 
 
-def test_keraszoo_entry_point(data_dir):
+def test_keraszoo_entry_point(data_dir, capsys):
     done = _run("-m", "keraszoo", "--help")
     assert done.returncode == 0 and "models" in done.stdout
-    done = _run("-m", "keraszoo", "models")
+    done = _keraszoo(capsys, "models")
     assert "cifar_cnn" in done.stdout and "1,191,170" in done.stdout
-    done = _run("-m", "keraszoo", "data", "--data-dir", data_dir)
+    done = _keraszoo(capsys, "data", "--data-dir", data_dir)
     assert done.returncode == 0 and "cifar10" in done.stdout and "50,000" in done.stdout
 
 
-def test_evaluate_scores_an_exported_model_from_disk(short_cifar10_run, data_dir):
+def test_evaluate_scores_an_exported_model_from_disk(short_cifar10_run, data_dir, capsys):
     config, metrics = short_cifar10_run
-    done = _run("-m", "keraszoo", "evaluate", metrics["saved_model"], "--data-dir", data_dir,
+    done = _keraszoo(capsys, "evaluate", metrics["saved_model"], "--data-dir", data_dir,
                 "--split", config.test_split)
     assert done.returncode == 0, done.stderr[-2000:]
     # The SavedModel scores what training measured on the same split.
     assert f"accuracy {metrics['test_accuracy']:.4f}" in done.stdout
 
 
-def test_evaluate_reads_the_dataset_from_the_run_record_and_refuses_a_mismatch(data_dir):
+def test_evaluate_reads_the_dataset_from_the_run_record_and_refuses_a_mismatch(data_dir, capsys):
     shipped = str(ROOT / "saved_models" / "mnist_vit" / "1")  # trained on MNIST, says so in its record
-    done = _run("-m", "keraszoo", "evaluate", shipped, "--data-dir", data_dir, "--split", "test[:256]")
+    done = _keraszoo(capsys, "evaluate", shipped, "--data-dir", data_dir, "--split", "test[:256]")
     assert done.returncode == 0, done.stderr[-2000:]
     assert "on mnist test[:256]" in done.stdout
-    done = _run("-m", "keraszoo", "evaluate", shipped, "--data-dir", data_dir, "--dataset", "cifar10")
+    done = _keraszoo(capsys, "evaluate", shipped, "--data-dir", data_dir, "--dataset", "cifar10")
     assert done.returncode == 2 and "takes images of shape (28, 28, 1)" in done.stderr

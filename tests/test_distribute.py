@@ -40,6 +40,8 @@ def test_multiworker_without_tf_config_says_how_to_set_it(tmp_path):
     assert result.returncode == 2 and "TF_CONFIG" in result.stderr and "docs/distributed.md" in result.stderr
 
 
+# ~31 s (four recipe runs with exports); the JAX twin (test_backends.py) runs by default.
+@pytest.mark.slow
 def test_mirrored_over_two_cpu_devices_matches_one_device(data_dir, tmp_path):
     """The course CNN, 8 steps of 32 real CIFAR-10 images with SGD + momentum, on 1 and on 2 devices.
 
@@ -108,6 +110,7 @@ run_classification(config, name="circles_mlp", data=data,
 """
 
 
+@pytest.mark.slow  # ~13 s: two worker processes; the TF_CONFIG check above runs by default
 def test_two_workers_on_loopback_end_with_identical_weights(tmp_path):
     """MultiWorkerMirroredStrategy over 2 processes on 127.0.0.1: 3 epochs of 16 steps of the circles MLP."""
     ports = _free_ports(2)
