@@ -10,7 +10,9 @@ step, as keraszoo's models do in-graph. What was done for PyTorch's speed on a C
   column indices), then converts and normalises once, in place, into a channels_last float tensor;
 - the optimizers use PyTorch's fused CPU kernels (``fused=True``: one kernel for all parameters'
   updates instead of one small op per tensor and operation);
-- ``zero_grad(set_to_none=True)``, no ``.item()`` or other synchronisation inside the timed steps;
+- ``zero_grad(set_to_none=True)``, no ``.item()`` or other synchronisation inside the timed steps
+  (the running loss and accuracy that Keras's step keeps are summed on the device, in
+  train_throughput.py's step);
 - as many intra-op threads as TensorFlow gets (the machine's cores).
 """
 

@@ -9,8 +9,12 @@ Models, built by the recipes' own builders, batch 128, raw uint8 batches in:
 The PyTorch twins (benchmarks/torch_reference.py, which says what was done for PyTorch's speed) have
 the same layers, do the same scaling and augmentation inside the step (the CNN's crop + flip + normalise
 as one gather on the uint8 batch, checked against a per-image loop before timing), use the same
-optimizer (PyTorch's fused kernels), channels_last for the CNN, and as many threads as TensorFlow.
-Both train on one fixed in-memory batch, so only the model step is timed. "network alone" times the
+optimizer (PyTorch's fused kernels), channels_last for the CNN, and as many threads as TensorFlow;
+like Keras's step, each keeps the running loss and accuracy a training log needs (on the device).
+Both train on one fixed in-memory batch, so only the model step is timed. keraszoo's rate is the
+steady one, over --steps steps inside one model.fit call after its first call into the backend (a
+training run is one fit call: fit's fixed costs are paid once a run); the rate of the whole call,
+those costs included, is given beside it. "network alone" times the
 same network without its input preprocessing, on float inputs, in both frameworks. Repetitions
 alternate keraszoo and PyTorch, in the same process; the table gives the median and the min-max.
 The CPU's model and SIMD flags are printed first and recorded: compare numbers within one run.
@@ -40,15 +44,31 @@ from pathlib import Path
 import keraszoo  # noqa: F401  before TensorFlow, whose CPU kernels it chooses (keraszoo/__init__.py)
 
 MODELS = ("mlp", "cnn_bn", "vit")
-KERAS_VARIANTS = ("fp32", "fp32_xla", "bf16", "fp32_spe10", "fp32_xla_spe10")
+KERAS_VARIANTS = ("fp32", "fp32_xla", "bf16", "fp32_speN", "fp32_xla_speN")
+
+
+def keras_variant(text: str) -> str:
+    """fp32, fp32_xla, bf16, or fp32[_xla]_spe<N> (N steps a call): argparse's type for --keras-variants."""
+    base, _, steps = text.partition("_spe")
+    if text in KERAS_VARIANTS[:3] or (base in ("fp32", "fp32_xla") and steps.isdigit() and int(steps) >= 1):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not one of fp32, fp32_xla, bf16, fp32_spe<N>, fp32_xla_spe<N>")
+
+
+def steps_per_call(variant: str) -> int:
+    return int(variant.partition("_spe")[2] or 1)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    parser.add_argument("--keras-variants", nargs="+", choices=KERAS_VARIANTS, default=["fp32"],
+    parser.add_argument("--keras-variants", nargs="+", type=keras_variant, default=["fp32"],
                         help="keraszoo settings to time: fp32 (the default), fp32_xla (--jit-compile on), "
-                             "bf16 (--mixed-precision on a CPU), fp32_spe10 (--steps-per-execution 10), fp32_xla_spe10 (both)")
+                             "bf16 (--mixed-precision on a CPU), fp32_spe10 (--steps-per-execution 10; any N), "
+                             "fp32_xla_spe10 (both)")
+    parser.add_argument("--torch-without-metrics", action="store_true",
+                        help="PyTorch steps without the running loss and accuracy Keras's steps keep (the twin "
+                             "before 2026-11-29)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=30, help="timed steps per repetition (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=5, help="repetitions per framework (default: %(default)s)")
@@ -81,9 +101,9 @@ def keras_model(name, variant, images, labels):
     from keraszoo.training.distribute import precision
     from keraszoo.training.trainer import compile_classifier
 
-    # The recipes' own options: --jit-compile on, and --steps-per-execution 10 (ten steps per call).
+    # The recipes' own options: --jit-compile on, and --steps-per-execution N (N steps per call).
     options = {"jit_compile": "on" if "xla" in variant else "off",
-               "steps_per_execution": 10 if variant.endswith("spe10") else 1}
+               "steps_per_execution": steps_per_call(variant)}
     metadata = DatasetMetadata(name="synthetic", version="0", data_dir="", input_shape=images.shape[1:],
                                num_classes=10, class_names=tuple(map(str, range(10))))
     train = SplitData(examples=tf.data.Dataset.from_tensor_slices((images, labels)), num_examples=len(images),
@@ -122,9 +142,41 @@ def time_keras(model, images, labels, steps, autotune=False):
     return steps * len(images) / (time.perf_counter() - start)
 
 
-def torch_setup(name, images, labels, config, network_alone=False):
+def time_keras_steady(model, images, labels, steps):
+    """(call, steady) images/s of one model.fit call of ``steps`` steps plus one warm-up call, fed as
+    ``time_keras`` feeds it. *call* divides all the call's images by its whole time (fit's fixed
+    costs included: its iterator, callbacks, the first call); *steady* counts only the ``steps``
+    steps after the first call, between the ends of calls, as inside a training run's epochs (the
+    trainer makes one fit call per run). ``steps`` must be a multiple of the steps per call."""
+    import keras
+    import tensorflow as tf
+
+    from keraszoo.data import without_autotuning
+
+    class CallTimes(keras.callbacks.Callback):  # perf_counter at the end of every call into the backend
+        def __init__(self):
+            super().__init__()
+            self.times = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.times.append(time.perf_counter())
+
+    per_call = model.steps_per_execution
+    if steps % per_call:
+        raise SystemExit(f"error: --steps {steps} is not a multiple of {per_call} steps a call: choose a multiple.")
+    data = without_autotuning(tf.data.Dataset.from_tensors((images, labels)).repeat())
+    clock = CallTimes()
+    start = time.perf_counter()
+    model.fit(data, epochs=1, steps_per_epoch=steps + per_call, verbose=0, shuffle=False, callbacks=[clock])
+    total = time.perf_counter() - start
+    return (steps + per_call) * len(images) / total, steps * len(images) / (clock.times[-1] - clock.times[0])
+
+
+def torch_setup(name, images, labels, config, network_alone=False, metrics=True):
     """One training step of the PyTorch twin, as a function: raw uint8 NHWC ``images`` in, or (with
-    ``network_alone``) ready float inputs, no preprocessing."""
+    ``network_alone``) ready float inputs, no preprocessing. With ``metrics`` the step also keeps the
+    running loss and accuracy that Keras's step keeps for its logs, as a PyTorch loop that logs them
+    would: summed on the device, never read inside the timed steps."""
     import torch
 
     import torch_reference as ref
@@ -158,12 +210,18 @@ def torch_setup(name, images, labels, config, network_alone=False):
             return ready if network_alone else nchw.float().sub_(33.3).div_(78.6)
     loss_fn = torch.nn.CrossEntropyLoss()
     model.train()
+    loss_sum, correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(inputs()), y)
+        logits = model(inputs())
+        loss = loss_fn(logits, y)
         loss.backward()
         optimizer.step()
+        if metrics:
+            with torch.no_grad():
+                loss_sum.add_(loss.detach())
+                correct.add_((logits.argmax(1) == y).sum())
 
     return step
 
@@ -225,7 +283,7 @@ def benchmark_models(args):
         keras_runs, configs = {}, {}
         for variant in args.keras_variants:
             model, configs[variant] = keras_model(name, variant, images, labels)
-            time_keras(model, images, labels, 5)  # trace and warm up
+            time_keras(model, images, labels, 2 * steps_per_call(variant))  # trace and warm up
             keras_runs[variant] = (model, [])
         # The network alone, on the float inputs its preprocessing would give, compiled like the
         # first variant (the table's first row), not like whichever variant came last.
@@ -233,24 +291,29 @@ def benchmark_models(args):
         network = keras_network_alone(keras_runs[first][0], configs[first])
         config = configs[first]
         floats = np.random.default_rng(1).normal(size=(args.batch_size, *network.input_shape[1:])).astype("float32")
-        time_keras(network, floats, labels, 5)
-        torch_steps = {"full": torch_setup(name, images, labels, config),
-                       "network": torch_setup(name, images, labels, config, network_alone=True)}
+        time_keras(network, floats, labels, 2 * network.steps_per_execution)
+        metrics = not args.torch_without_metrics
+        torch_steps = {"full": torch_setup(name, images, labels, config, metrics=metrics),
+                       "network": torch_setup(name, images, labels, config, network_alone=True, metrics=metrics)}
         for torch_step in torch_steps.values():
             for _ in range(3):
                 torch_step()
         torch_rates = {"full": [], "network": []}
-        network_rates = []
+        network_rates, call_rates = [], {variant: [] for variant in keras_runs}
         for repeat in range(args.repeats):  # keraszoo and PyTorch alternate, full step then network alone
             for variant, (model, rates) in keras_runs.items():
-                rates.append(time_keras(model, images, labels, args.steps))
+                call, steady = time_keras_steady(model, images, labels, args.steps)
+                rates.append(steady)
+                call_rates[variant].append(call)
             torch_rates["full"].append(time_torch(torch_steps["full"], args.steps, args.batch_size))
-            network_rates.append(time_keras(network, floats, labels, args.steps))
+            network_rates.append(time_keras_steady(network, floats, labels, args.steps)[1])
             torch_rates["network"].append(time_torch(torch_steps["network"], args.steps, args.batch_size))
-            print(f"{name} repeat {repeat + 1}: " + ", ".join(f"{v} {r[-1]:.0f}" for v, (_, r) in keras_runs.items())
+            print(f"{name} repeat {repeat + 1}: " + ", ".join(f"{v} {r[-1]:.0f} (call {call_rates[v][-1]:.0f})"
+                                                              for v, (_, r) in keras_runs.items())
                   + f", torch {torch_rates['full'][-1]:.0f} images/s; network alone: keraszoo "
                   f"{network_rates[-1]:.0f}, torch {torch_rates['network'][-1]:.0f}", file=sys.stderr)
         results[name] = {"keraszoo": {v: summary(r) for v, (_, r) in keras_runs.items()},
+                         "keraszoo_whole_call": {v: summary(r) for v, r in call_rates.items()},
                          "pytorch": summary(torch_rates["full"]),
                          "network_alone": {"keraszoo": summary(network_rates),
                                            "pytorch": summary(torch_rates["network"])}}
@@ -293,8 +356,9 @@ def benchmark_pipeline(args):
 
 def table(results, pipeline, variants) -> str:
     lines = ["| model | keraszoo images/s (median, min–max) | PyTorch images/s | keraszoo / PyTorch "
+             "| whole fit call: keraszoo images/s, / PyTorch "
              "| network alone: keraszoo / PyTorch images/s | network alone ratio |",
-             "|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         torch_median = r["pytorch"]["median"]
         alone = r["network_alone"]
@@ -302,9 +366,10 @@ def table(results, pipeline, variants) -> str:
                        f"{alone['keraszoo']['median'] / alone['pytorch']['median']:.2f}×")
         for variant in variants:
             k = r["keraszoo"][variant]
+            call = r["keraszoo_whole_call"][variant]["median"]
             lines.append(f"| {name} ({variant}) | {k['median']:.0f} ({k['min']:.0f}–{k['max']:.0f}) | "
                          f"{torch_median:.0f} ({r['pytorch']['min']:.0f}–{r['pytorch']['max']:.0f}) | "
-                         f"{k['median'] / torch_median:.2f}× | {alone_cells} |")
+                         f"{k['median'] / torch_median:.2f}× | {call:.0f}, {call / torch_median:.2f}× | {alone_cells} |")
             alone_cells = "(fp32 above) | "
     if pipeline:
         model_rate = results.get("cnn_bn", {}).get("keraszoo", {}).get("fp32", {}).get("median")
@@ -329,6 +394,11 @@ def main(args) -> int:
     print(f"CPU: {env['cpu']}, {env['cpu_count']} cores; SIMD flags: {' '.join(env['cpu_flags']) or 'none found'}")
     print(f"TensorFlow's oneDNN kernels: {'on' if onednn_enabled() else 'off (TF_ENABLE_ONEDNN_OPTS=0)'}; "
           f"PyTorch {torch.__version__}, {os.cpu_count()} threads")
+    for variant in args.keras_variants:
+        if args.steps % steps_per_call(variant):
+            print(f"error: --steps {args.steps} is not a multiple of {variant}'s {steps_per_call(variant)} steps a "
+                  "call: choose a common multiple.", file=sys.stderr)
+            return 2
     check_twin_augmentation()
     results = benchmark_models(args)
     pipeline = None if args.no_pipeline else benchmark_pipeline(args)
