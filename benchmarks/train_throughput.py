@@ -370,7 +370,7 @@ def table(results, pipeline, variants) -> str:
             lines.append(f"| {name} ({variant}) | {k['median']:.0f} ({k['min']:.0f}–{k['max']:.0f}) | "
                          f"{torch_median:.0f} ({r['pytorch']['min']:.0f}–{r['pytorch']['max']:.0f}) | "
                          f"{k['median'] / torch_median:.2f}× | {call:.0f}, {call / torch_median:.2f}× | {alone_cells} |")
-            alone_cells = "(fp32 above) | "
+            alone_cells = f"(compiled as {variants[0]}, above) | "
     if pipeline:
         model_rate = results.get("cnn_bn", {}).get("keraszoo", {}).get("fp32", {}).get("median")
         lines += ["", "| input pipeline (CIFAR-10, the trainer's stream) | images/s | vs cnn_bn training |",

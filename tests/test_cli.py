@@ -74,7 +74,7 @@ def test_keraszoo_entry_point(data_dir, capsys):
 def test_evaluate_scores_an_exported_model_from_disk(short_cifar10_run, data_dir, capsys):
     config, metrics = short_cifar10_run
     done = _keraszoo(capsys, "evaluate", metrics["saved_model"], "--data-dir", data_dir,
-                "--split", config.test_split)
+                     "--split", config.test_split)
     assert done.returncode == 0, done.stderr[-2000:]
     # The SavedModel scores what training measured on the same split.
     assert f"accuracy {metrics['test_accuracy']:.4f}" in done.stdout
