@@ -115,7 +115,7 @@ class TrainConfig(_InheritedDefaults):
         "auto", "XLA compilation; auto is off on CPUs (measured slower here) and Keras's auto on GPUs"
     )
     steps_per_execution: int = option(
-        1, "training steps per call into the backend; the same training, less per-call cost: 10 doubled the "
+        1, "training steps per call into the backend; the same training, less per-call cost: 43-215 tripled the "
         "MLP's speed (docs/performance.md). Per-step schedules follow every step; the speedrun's clock is read "
         "once per call"
     )

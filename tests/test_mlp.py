@@ -213,7 +213,7 @@ def test_circles_run_reaches_95_percent(mlp_recipe, tmp_path, implementation):
 # trainer's steps-per-call logic is the same for both implementations (the suite's 10-minute budget).
 @pytest.mark.parametrize("implementation", ["manual"])
 def test_several_steps_per_call_train_exactly_like_one(mlp_recipe, tmp_path, capsys, implementation):
-    # --steps-per-execution only batches steps into one call into TensorFlow (10 doubled the
+    # --steps-per-execution only batches steps into one call into TensorFlow (43-215 a call tripled the
     # MLP's speed, docs/performance.md); the optimisation must be the same, step for step.
     results = []
     for steps in (1, 4):
