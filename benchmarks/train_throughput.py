@@ -130,16 +130,20 @@ def time_keras(model, images, labels, steps, autotune=False):
     """images/s of one model.fit call of ``steps`` steps on one repeated batch, fed as the trainer feeds
     its streams (``without_autotuning``: tf.data's autotuning off). With ``autotune``, TF's default: the call
     then ends at the autotuning thread's next wake-up (issue #20, benchmarks/fit_call_cores.py)."""
+    data = _repeated_batch(images, labels, autotune)
+    start = time.perf_counter()
+    model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+    return steps * len(images) / (time.perf_counter() - start)
+
+
+def _repeated_batch(images, labels, autotune=False):
+    """One batch, repeated, as the trainer hands its streams to Keras (tf.data autotuning off)."""
     import tensorflow as tf
 
     from keraszoo.data import without_autotuning
 
     data = tf.data.Dataset.from_tensors((images, labels)).repeat()
-    if not autotune:
-        data = without_autotuning(data)
-    start = time.perf_counter()
-    model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
-    return steps * len(images) / (time.perf_counter() - start)
+    return data if autotune else without_autotuning(data)
 
 
 def time_keras_steady(model, images, labels, steps):
@@ -149,9 +153,6 @@ def time_keras_steady(model, images, labels, steps):
     steps after the first call, between the ends of calls, as inside a training run's epochs (the
     trainer makes one fit call per run). ``steps`` must be a multiple of the steps per call."""
     import keras
-    import tensorflow as tf
-
-    from keraszoo.data import without_autotuning
 
     class CallTimes(keras.callbacks.Callback):  # perf_counter at the end of every call into the backend
         def __init__(self):
@@ -164,7 +165,7 @@ def time_keras_steady(model, images, labels, steps):
     per_call = model.steps_per_execution
     if steps % per_call:
         raise SystemExit(f"error: --steps {steps} is not a multiple of {per_call} steps a call: choose a multiple.")
-    data = without_autotuning(tf.data.Dataset.from_tensors((images, labels)).repeat())
+    data = _repeated_batch(images, labels)
     clock = CallTimes()
     start = time.perf_counter()
     model.fit(data, epochs=1, steps_per_epoch=steps + per_call, verbose=0, shuffle=False, callbacks=[clock])
