@@ -38,6 +38,19 @@ def test_grid_times_seeds_runs_in_processes_then_rerun_skips_what_finished(tmp_p
     assert capsys.readouterr().out.count("finished already") == 2
 
 
+def test_a_study_interrupted_midway_keeps_the_records_of_the_runs_that_finished(tmp_path):
+    """Records are copied as each run ends: a study killed hours in must not leave its finished runs uncopied."""
+    def main(config):
+        if config.seed == 1:
+            raise KeyboardInterrupt  # Ctrl-C during the second run
+        mlp.main(config)
+
+    args = _args(tmp_path, "--jobs", "1")
+    with pytest.raises(KeyboardInterrupt):
+        run_study(args, config_class=mlp.MLPConfig, main=main, grid=GRID, fixed=FIXED)
+    assert [r.name for r in load_records(args.records)] == ["lr-0.1-seed0"]
+
+
 def test_a_bad_grid_point_is_refused_before_anything_trains(tmp_path):
     with pytest.raises(SystemExit, match="lr-0-seed0: learning_rate=0.0 is out of range"):
         run_study(_args(tmp_path), config_class=mlp.MLPConfig, main=mlp.main,

@@ -7,7 +7,7 @@ reports; this module does the rest, the same way for every study:
   Runs are resumable and a finished run is a no-op (``keraszoo.training.run_folder``), so
   the same command after a kill goes on where it stopped;
 - ``--jobs N`` trains N runs at once, each in its own process (its log in ``--runs/<group>-seed<seed>.log``);
-- each finished run's small record (config, history, metrics, curves) is copied to
+- each finished run's small record (config, history, metrics, curves) is copied, as soon as the run ends, to
   ``--records/<group>-seed<seed>/``, the files committed under docs/records;
 - ``load_records`` reads them back, ``summary_table`` and ``mean_std`` tabulate groups
   over seeds, ``plot_groups`` draws one curve per run, coloured by group.
@@ -123,34 +123,42 @@ def run_study(args: argparse.Namespace, *, config_class: type, main: Callable, g
                                                 "output": str(Path(args.runs) / run.name)})
         except ValueError as error:
             raise SystemExit(f"error: {run.name}: {error}") from None
-    failed = _run_in_process(runs, configs, main) if args.jobs == 1 else _run_in_processes(runs, configs, args.jobs)
-    for run in runs:
+    def keep(run: Run, ok: bool) -> None:
+        # As each run ends, not after the last: a study killed hours in keeps its finished runs' records.
         run_dir, record_dir = Path(args.runs) / run.name, Path(args.records) / run.name
-        if run.name not in failed:
+        if ok:
             copy_record(run_dir, record_dir)
             (record_dir / FAILED_FILE).unlink(missing_ok=True)
         elif run_dir.is_dir():  # a diverged run is a result too: its epochs so far and why it stopped
             copy_record(run_dir, record_dir)
             run_record.write_json(record_dir / FAILED_FILE, {"error": _last_error(Path(f"{run_dir}.log"))})
+
+    if args.jobs == 1:
+        failed = _run_in_process(runs, configs, main, keep)
+    else:
+        failed = _run_in_processes(runs, configs, args.jobs, keep)
     if failed:
         print(f"failed: {', '.join(failed)} (see the messages above, or <run>.log with --jobs); rerun the same command to "
               "retry them, the others are skipped.", file=sys.stderr)
     return 1 if failed else 0
 
 
-def _run_in_process(runs: list[Run], configs: dict, main: Callable) -> list[str]:
+def _run_in_process(runs: list[Run], configs: dict, main: Callable, keep: Callable) -> list[str]:
     failed = []
     for index, run in enumerate(runs, 1):
         print(f"== [{index}/{len(runs)}] {run.name} -> {configs[run.name].output}", flush=True)
-        if guarded(lambda: main(configs[run.name]), strategy=configs[run.name].strategy):
+        ok = not guarded(lambda: main(configs[run.name]), strategy=configs[run.name].strategy)
+        if not ok:
             failed.append(run.name)
+        keep(run, ok)
     return failed
 
 
-def _run_in_processes(runs: list[Run], configs: dict, jobs: int) -> list[str]:
+def _run_in_processes(runs: list[Run], configs: dict, jobs: int, keep: Callable) -> list[str]:
     """One process per run: separate Keras states and seeds; a GPU interleaves their small kernels."""
     env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # JAX takes 75 % per process
     pending, running, failed = list(runs), {}, []
+    by_name = {run.name: run for run in runs}
     while pending or running:
         while pending and len(running) < jobs:
             run = pending.pop(0)
@@ -170,6 +178,7 @@ def _run_in_processes(runs: list[Run], configs: dict, jobs: int) -> list[str]:
                 print(f"finished {name}: exit {process.returncode}", flush=True)
                 if process.returncode:
                     failed.append(name)
+                keep(by_name[name], not process.returncode)
     return failed
 
 
