@@ -11,7 +11,10 @@ the same layers, do the same scaling and augmentation inside the step (the CNN's
 as one gather on the uint8 batch, checked against a per-image loop before timing), use the same
 optimizer (PyTorch's fused kernels), channels_last for the CNN, and as many threads as TensorFlow;
 like Keras's step, each keeps the running loss and accuracy a training log needs (on the device).
-Both train on one fixed in-memory batch, so only the model step is timed. keraszoo's rate is the
+Both train on one fixed in-memory batch, so only the model step is timed. The ViT's optimizer gets the recipe's
+warmup + cosine schedule, evaluated inside every step as in training. Each model is timed in a
+process of its own, whose TensorFlow threads are the recipe's (--intra-op-threads, --inter-op-threads:
+TensorFlow reads them once per process; the MNIST ViT recipe runs its ops one core each). keraszoo's rate is the
 steady one, over --steps steps inside one model.fit call after its first call into the backend (a
 training run is one fit call: fit's fixed costs are paid once a run); the rate of the whole call,
 those costs included, is given beside it. "network alone" times the
@@ -69,6 +72,13 @@ def parse_args(argv=None):
     parser.add_argument("--torch-without-metrics", action="store_true",
                         help="PyTorch steps without the running loss and accuracy Keras's steps keep (the twin "
                              "before 2026-11-29)")
+    parser.add_argument("--intra-op-threads", type=int, metavar="N",
+                        help="TensorFlow threads per op for every model (default: each recipe's own; 0: TensorFlow's "
+                             "default, every core)")
+    parser.add_argument("--inter-op-threads", type=int, metavar="N",
+                        help="TensorFlow ops side by side for every model (default: each recipe's own; 0: TensorFlow's)")
+    parser.add_argument("--torch-threads", type=int, metavar="N",
+                        help="PyTorch's intra-op threads (default: one per core)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=30, help="timed steps per repetition (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=5, help="repetitions per framework (default: %(default)s)")
@@ -76,7 +86,24 @@ def parse_args(argv=None):
     parser.add_argument("--no-pipeline", action="store_true", help="skip the input-pipeline measurement")
     parser.add_argument("--data-dir", help="TFDS data_dir (default: $TFDS_DATA_DIR)")
     parser.add_argument("--json", help="write the results here")
-    return parser.parse_args(argv)
+    parser.add_argument("--model-json", help=argparse.SUPPRESS)  # a child timing one model writes here
+    args = parser.parse_args(argv)
+    for flag in ("intra_op_threads", "inter_op_threads", "torch_threads"):
+        value = getattr(args, flag)
+        if value is not None and value < (1 if flag == "torch_threads" else 0):
+            parser.error(f"--{flag.replace('_', '-')} must be >= {1 if flag == 'torch_threads' else 0}, got {value}")
+    return args
+
+
+def child_argv(args, name: str, json_path: str) -> list[str]:
+    """The command line of the child process that times model ``name`` with ``args``'s settings."""
+    argv = [sys.executable, str(Path(__file__).resolve()), "--models", name, "--keras-variants", *args.keras_variants,
+            "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--repeats", str(args.repeats),
+            "--no-pipeline", "--model-json", json_path]
+    for flag in ("intra_op_threads", "inter_op_threads", "torch_threads"):
+        if getattr(args, flag) is not None:
+            argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    return argv + (["--torch-without-metrics"] if args.torch_without_metrics else [])
 
 
 def _load(name):
@@ -93,7 +120,19 @@ def synthetic(name, batch):
     return rng.integers(0, 256, size=(batch, *shape), dtype=np.uint8), rng.integers(0, 10, size=batch).astype("int32")
 
 
-def keras_model(name, variant, images, labels):
+def recipe_config(name, variant="fp32", **overrides):
+    """The recipe's config for ``name``, with the variant's options: --jit-compile on, and
+    --steps-per-execution N (N steps per call)."""
+    options = {"jit_compile": "on" if "xla" in variant else "off", "steps_per_execution": steps_per_call(variant),
+               **overrides}
+    if name == "mlp":
+        return _load("mlp").MLPConfig(dataset="mnist", implementation="keras", learning_rate=0.1, **options)
+    if name == "cnn_bn":
+        return _load("cifar10_cnn").Cifar10CNNConfig(variant="batchnorm", learning_rate=0.05, momentum=0.9, **options)
+    return _load("mnist_vit").MnistViTConfig(**options)
+
+
+def keras_model(name, variant, images, labels, **overrides):
     """The recipe's training model, compiled as the recipe compiles it."""
     import tensorflow as tf
 
@@ -101,29 +140,31 @@ def keras_model(name, variant, images, labels):
     from keraszoo.training.distribute import precision
     from keraszoo.training.trainer import compile_classifier
 
-    # The recipes' own options: --jit-compile on, and --steps-per-execution N (N steps per call).
-    options = {"jit_compile": "on" if "xla" in variant else "off",
-               "steps_per_execution": steps_per_call(variant)}
+    config = recipe_config(name, variant, **overrides)
     metadata = DatasetMetadata(name="synthetic", version="0", data_dir="", input_shape=images.shape[1:],
                                num_classes=10, class_names=tuple(map(str, range(10))))
     train = SplitData(examples=tf.data.Dataset.from_tensor_slices((images, labels)), num_examples=len(images),
                       split="synthetic")
     with precision(variant == "bf16"):
         if name == "mlp":
-            recipe = _load("mlp")
-            config = recipe.MLPConfig(dataset="mnist", implementation="keras", learning_rate=0.1, **options)
-            model = recipe.build_model(config, metadata)
+            model = _load("mlp").build_model(config, metadata)
         elif name == "cnn_bn":
-            recipe = _load("cifar10_cnn")
-            config = recipe.Cifar10CNNConfig(variant="batchnorm", learning_rate=0.05, momentum=0.9,
-                                             **options)
-            model = recipe.build_models(config, metadata, train)[0]
+            model = _load("cifar10_cnn").build_models(config, metadata, train)[0]
         else:
-            recipe = _load("mnist_vit")
-            config = recipe.MnistViTConfig(**options)
-            model = recipe.build_model(config, metadata, train)
-        compile_classifier(model, config)
+            model = _load("mnist_vit").build_model(config, metadata, train)
+        compile_classifier(model, config, recipe_schedule(name, config, images.shape[0]))
     return model, config
+
+
+def recipe_schedule(name, config, batch_size):
+    """The per-step learning-rate schedule the recipe's optimizer gets (None: a fixed rate, or a per-epoch
+    callback, which costs nothing inside the step): the ViT's warmup + cosine over its MNIST epochs."""
+    if name != "vit":
+        return None
+    from keraszoo.training.callbacks import WarmupCosine
+
+    return WarmupCosine.for_epochs(config.learning_rate, epochs=config.epochs, batch_size=batch_size,
+                                   num_examples=55_000, warmup_epochs=config.warmup_epochs)  # train[:-5000]
 
 
 def time_keras(model, images, labels, steps, autotune=False):
@@ -253,11 +294,12 @@ def keras_network_alone(model, config):
     """The nested network of a recipe's model (no preprocessing layers), compiled like the model."""
     import keras
 
+    from keraszoo.training.optimizers import learning_rate_schedule
     from keraszoo.training.trainer import compile_classifier
 
     network = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     network = keras.Model(network.inputs, network.outputs, name=network.name)
-    compile_classifier(network, config)
+    compile_classifier(network, config, learning_rate_schedule(model.optimizer))
     return network
 
 
@@ -273,52 +315,76 @@ def summary(rates):
 
 
 def benchmark_models(args):
+    """Each model timed by a child process of its own (``benchmark_model``): TensorFlow takes its thread
+    counts once per process, and the recipes' counts differ."""
+    import subprocess
+    import tempfile
+
+    results = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name in args.models:
+            path = str(Path(folder) / f"{name}.json")
+            done = subprocess.run(child_argv(args, name, path), stdout=subprocess.DEVNULL)
+            if done.returncode:
+                raise SystemExit(f"error: timing {name} failed (status {done.returncode}, its messages are above).")
+            results[name] = json.loads(Path(path).read_text())
+    return results
+
+
+def benchmark_model(args, name):
+    """Times one model, in a process whose TensorFlow runtime has not started: its threads are set first."""
     import numpy as np
+    import tensorflow as tf
     import torch
 
-    threads = os.cpu_count()
-    torch.set_num_threads(threads)
-    results = {}
-    for name in args.models:
-        images, labels = synthetic(name, args.batch_size)
-        keras_runs, configs = {}, {}
-        for variant in args.keras_variants:
-            model, configs[variant] = keras_model(name, variant, images, labels)
-            time_keras(model, images, labels, 2 * steps_per_call(variant))  # trace and warm up
-            keras_runs[variant] = (model, [])
-        # The network alone, on the float inputs its preprocessing would give, compiled like the
-        # first variant (the table's first row), not like whichever variant came last.
-        first = args.keras_variants[0]
-        network = keras_network_alone(keras_runs[first][0], configs[first])
-        config = configs[first]
-        floats = np.random.default_rng(1).normal(size=(args.batch_size, *network.input_shape[1:])).astype("float32")
-        time_keras(network, floats, labels, 2 * network.steps_per_execution)
-        metrics = not args.torch_without_metrics
-        torch_steps = {"full": torch_setup(name, images, labels, config, metrics=metrics),
-                       "network": torch_setup(name, images, labels, config, network_alone=True, metrics=metrics)}
-        for torch_step in torch_steps.values():
-            for _ in range(3):
-                torch_step()
-        torch_rates = {"full": [], "network": []}
-        network_rates, call_rates = [], {variant: [] for variant in keras_runs}
-        for repeat in range(args.repeats):  # keraszoo and PyTorch alternate, full step then network alone
-            for variant, (model, rates) in keras_runs.items():
-                call, steady = time_keras_steady(model, images, labels, args.steps)
-                rates.append(steady)
-                call_rates[variant].append(call)
-            torch_rates["full"].append(time_torch(torch_steps["full"], args.steps, args.batch_size))
-            network_rates.append(time_keras_steady(network, floats, labels, args.steps)[1])
-            torch_rates["network"].append(time_torch(torch_steps["network"], args.steps, args.batch_size))
-            print(f"{name} repeat {repeat + 1}: " + ", ".join(f"{v} {r[-1]:.0f} (call {call_rates[v][-1]:.0f})"
-                                                              for v, (_, r) in keras_runs.items())
-                  + f", torch {torch_rates['full'][-1]:.0f} images/s; network alone: keraszoo "
-                  f"{network_rates[-1]:.0f}, torch {torch_rates['network'][-1]:.0f}", file=sys.stderr)
-        results[name] = {"keraszoo": {v: summary(r) for v, (_, r) in keras_runs.items()},
-                         "keraszoo_whole_call": {v: summary(r) for v, r in call_rates.items()},
-                         "pytorch": summary(torch_rates["full"]),
-                         "network_alone": {"keraszoo": summary(network_rates),
-                                           "pytorch": summary(torch_rates["network"])}}
-    return results
+    from keraszoo.training.distribute import configure_threads
+
+    recipe = recipe_config(name)
+    configure_threads(recipe.intra_op_threads if args.intra_op_threads is None else args.intra_op_threads,
+                      recipe.inter_op_threads if args.inter_op_threads is None else args.inter_op_threads)
+    torch.set_num_threads(args.torch_threads or os.cpu_count())
+    tf_threads = {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                  "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+    print(f"{name}: TensorFlow threads {tf_threads} (0: its default, one per core), PyTorch threads "
+          f"{torch.get_num_threads()}", file=sys.stderr)
+    images, labels = synthetic(name, args.batch_size)
+    keras_runs, configs = {}, {}
+    for variant in args.keras_variants:
+        model, configs[variant] = keras_model(name, variant, images, labels)
+        time_keras(model, images, labels, 2 * steps_per_call(variant))  # trace and warm up
+        keras_runs[variant] = (model, [])
+    # The network alone, on the float inputs its preprocessing would give, compiled like the
+    # first variant (the table's first row), not like whichever variant came last.
+    first = args.keras_variants[0]
+    network = keras_network_alone(keras_runs[first][0], configs[first])
+    config = configs[first]
+    floats = np.random.default_rng(1).normal(size=(args.batch_size, *network.input_shape[1:])).astype("float32")
+    time_keras(network, floats, labels, 2 * network.steps_per_execution)
+    metrics = not args.torch_without_metrics
+    torch_steps = {"full": torch_setup(name, images, labels, config, metrics=metrics),
+                   "network": torch_setup(name, images, labels, config, network_alone=True, metrics=metrics)}
+    for torch_step in torch_steps.values():
+        for _ in range(3):
+            torch_step()
+    torch_rates = {"full": [], "network": []}
+    network_rates, call_rates = [], {variant: [] for variant in keras_runs}
+    for repeat in range(args.repeats):  # keraszoo and PyTorch alternate, full step then network alone
+        for variant, (model, rates) in keras_runs.items():
+            call, steady = time_keras_steady(model, images, labels, args.steps)
+            rates.append(steady)
+            call_rates[variant].append(call)
+        torch_rates["full"].append(time_torch(torch_steps["full"], args.steps, args.batch_size))
+        network_rates.append(time_keras_steady(network, floats, labels, args.steps)[1])
+        torch_rates["network"].append(time_torch(torch_steps["network"], args.steps, args.batch_size))
+        print(f"{name} repeat {repeat + 1}: " + ", ".join(f"{v} {r[-1]:.0f} (call {call_rates[v][-1]:.0f})"
+                                                          for v, (_, r) in keras_runs.items())
+              + f", torch {torch_rates['full'][-1]:.0f} images/s; network alone: keraszoo "
+              f"{network_rates[-1]:.0f}, torch {torch_rates['network'][-1]:.0f}", file=sys.stderr)
+    return {"keraszoo": {v: summary(r) for v, (_, r) in keras_runs.items()},
+            "keraszoo_whole_call": {v: summary(r) for v, r in call_rates.items()},
+            "pytorch": summary(torch_rates["full"]),
+            "network_alone": {"keraszoo": summary(network_rates), "pytorch": summary(torch_rates["network"])},
+            "tf_threads": tf_threads, "torch_threads": torch.get_num_threads()}
 
 
 def benchmark_pipeline(args):
@@ -358,11 +424,13 @@ def benchmark_pipeline(args):
 def table(results, pipeline, variants) -> str:
     lines = ["| model | keraszoo images/s (median, min–max) | PyTorch images/s | keraszoo / PyTorch "
              "| whole fit call: keraszoo images/s, / PyTorch "
-             "| network alone: keraszoo / PyTorch images/s | network alone ratio |",
-             "|---|---|---|---|---|---|---|"]
+             "| network alone: keraszoo / PyTorch images/s | network alone ratio | threads: TF intra/inter, torch |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         torch_median = r["pytorch"]["median"]
         alone = r["network_alone"]
+        threads = (f"{r['tf_threads']['intra_op']}/{r['tf_threads']['inter_op']}, {r['torch_threads']}"
+                   if "tf_threads" in r else "—")
         alone_cells = (f"{alone['keraszoo']['median']:.0f} / {alone['pytorch']['median']:.0f} | "
                        f"{alone['keraszoo']['median'] / alone['pytorch']['median']:.2f}×")
         for variant in variants:
@@ -370,7 +438,8 @@ def table(results, pipeline, variants) -> str:
             call = r["keraszoo_whole_call"][variant]["median"]
             lines.append(f"| {name} ({variant}) | {k['median']:.0f} ({k['min']:.0f}–{k['max']:.0f}) | "
                          f"{torch_median:.0f} ({r['pytorch']['min']:.0f}–{r['pytorch']['max']:.0f}) | "
-                         f"{k['median'] / torch_median:.2f}× | {call:.0f}, {call / torch_median:.2f}× | {alone_cells} |")
+                         f"{k['median'] / torch_median:.2f}× | {call:.0f}, {call / torch_median:.2f}× | {alone_cells} | "
+                         f"{threads} |")
             alone_cells = f"(compiled as {variants[0]}, above) | "
     if pipeline:
         model_rate = results.get("cnn_bn", {}).get("keraszoo", {}).get("fp32", {}).get("median")
@@ -389,12 +458,15 @@ def main(args) -> int:
     except ImportError:
         print("error: this benchmark needs PyTorch: pip install 'keraszoo[bench]'", file=sys.stderr)
         return 2
+    if args.model_json:  # a child process: one model, results to the parent
+        Path(args.model_json).write_text(json.dumps(benchmark_model(args, args.models[0])))
+        return 0
     from keraszoo.training.run_record import environment, onednn_enabled
 
     env = environment()
     print(f"CPU: {env['cpu']}, {env['cpu_count']} cores; SIMD flags: {' '.join(env['cpu_flags']) or 'none found'}")
     print(f"TensorFlow's oneDNN kernels: {'on' if onednn_enabled() else 'off (TF_ENABLE_ONEDNN_OPTS=0)'}; "
-          f"PyTorch {torch.__version__}, {os.cpu_count()} threads")
+          f"PyTorch {torch.__version__}, {args.torch_threads or os.cpu_count()} threads")
     for variant in args.keras_variants:
         if args.steps % steps_per_call(variant):
             print(f"error: --steps {args.steps} is not a multiple of {variant}'s {steps_per_call(variant)} steps a "
@@ -408,7 +480,7 @@ def main(args) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(
             {"command": "python " + " ".join(sys.argv), "settings": vars(args),
-             "environment": {**env, "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
+             "environment": {**env, "torch": torch.__version__},
              "models": results, "pipeline_images_per_s": pipeline}, indent=2) + "\n")
     return 0
 

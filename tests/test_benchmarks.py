@@ -42,3 +42,47 @@ def test_steady_rate_counts_the_steps_after_the_first_call(monkeypatch):
     assert steady == 8 * 5 / 2 and call == 12 * 5 / 4
     with pytest.raises(SystemExit, match="not a multiple of 4"):
         bench.time_keras_steady(model, images, labels, 6)
+
+
+def test_each_model_is_timed_by_a_child_process_with_the_same_settings():
+    # TensorFlow takes its thread counts once per process, and the recipes' differ: one child per model.
+    args = bench.parse_args(["--models", "cnn_bn", "vit", "--keras-variants", "fp32", "fp32_spe10", "--steps", "20",
+                             "--repeats", "3", "--batch-size", "64", "--intra-op-threads", "2", "--torch-threads", "1",
+                             "--torch-without-metrics"])
+    argv = bench.child_argv(args, "vit", "out.json")
+    assert argv[0] == sys.executable and argv[1].endswith("train_throughput.py")
+    child = bench.parse_args(argv[2:])
+    assert child.models == ["vit"] and child.model_json == "out.json" and child.no_pipeline
+    for setting in ("keras_variants", "steps", "repeats", "batch_size", "intra_op_threads", "inter_op_threads",
+                    "torch_threads", "torch_without_metrics"):
+        assert getattr(child, setting) == getattr(args, setting), setting
+    assert bench.parse_args(argv[2:4] + ["--model-json", "x"]).intra_op_threads is None  # the recipe's own
+
+
+@pytest.mark.parametrize("argv", [["--intra-op-threads", "-1"], ["--torch-threads", "0"]])
+def test_thread_counts_out_of_range_are_refused(argv, capsys):
+    with pytest.raises(SystemExit):
+        bench.parse_args(argv)
+    assert "must be >=" in capsys.readouterr().err
+
+
+def test_op_profile_sums_the_executors_op_events_by_type():
+    """Ops are "<name>:<type>" events on the executor's tf_Compute lines; its own spans, which hold them,
+    and other threads' events are not ops."""
+    import tf_op_profile
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    space = xplane_pb2.XSpace()
+    plane = space.planes.add(name="/host:CPU")
+    for key, name in enumerate(["model/dense/MatMul:_MklMatMul", "model/dropout/stateless_random_uniform:"
+                                "StatelessRandomUniformV2", "ExecutorState::Process", "model/dense_1/MatMul:_MklMatMul"], 1):
+        plane.event_metadata[key].name = name
+    compute = plane.lines.add(name="tf_Compute/1")
+    for key, ms in ((1, 3.0), (2, 1.0), (3, 9.0), (4, 2.0)):
+        compute.events.add(metadata_id=key, duration_ps=int(ms * 1e9))
+    plane.lines.add(name="python").events.add(metadata_id=1, duration_ps=int(50e9))  # the caller's thread
+    times, counts, dropout = tf_op_profile.op_times(space, steps=2)
+    assert times == {"_MklMatMul": 2.5, "StatelessRandomUniformV2": 0.5} and dropout == 0.5
+    assert counts == {"_MklMatMul": 1.0, "StatelessRandomUniformV2": 0.5}
+    text = tf_op_profile.report(times, counts, dropout, wall_ms=4.0, top=5, header="# h")
+    assert "| _MklMatMul | 2.50 | 83.3 % | 1 |" in text and "16.7 % of the op time" in text

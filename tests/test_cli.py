@@ -37,6 +37,7 @@ def test_overrides_are_typed():
     [
         (["--epoch", "3"], "unrecognized arguments: --epoch"),  # no silent abbreviation
         (["--epochs", "0"], "epochs=0 is out of range"),
+        (["--intra-op-threads", "-1"], "intra_op_threads=-1 is out of range"),
         (["--optimizer", "rmsprop"], "invalid choice"),
         (["--batch-size", "big"], "invalid int value"),
     ],

@@ -169,3 +169,28 @@ def test_keraszoo_turns_onednn_kernels_on_unless_told_and_records_it():
                                 text=True, timeout=120, env=env)
         assert result.returncode == 0, result.stderr[-2000:]
         assert result.stdout.split()[-1] == expected
+
+
+def test_thread_counts_are_set_before_tensorflow_starts_and_kept_after_with_one_line():
+    # TensorFlow reads its thread counts once per process: a recipe sets them first (guarded), and a
+    # second run in the same process, asking for others, is told that it keeps the first ones.
+    code = """
+        import sys
+        import keraszoo, tensorflow as tf
+        from keraszoo.training.command_line import guarded
+        from keraszoo.training.run_record import environment
+
+        assert guarded(lambda: print(float(tf.constant(2.0) + 1)), threads=(1, 2)) == 0
+        print(environment()["tf_threads"])
+        assert guarded(lambda: None, threads=(1, 2)) == 0  # the same counts: nothing to say
+        print("--", file=sys.stderr)
+        assert guarded(lambda: None, threads=(0, 0)) == 0
+        print(environment()["tf_threads"])
+    """
+    result = _run(code)
+    assert result.stdout.split("\n")[:3] == ["3.0", "{'intra_op': 1, 'inter_op': 2}", "{'intra_op': 1, 'inter_op': 2}"]
+    before, after = result.stderr.split("--\n")
+    assert "note: TensorFlow already runs" not in before
+    notes = [line for line in after.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "intra-op threads 1 and inter-op threads 2" in notes[0] \
+        and "--intra-op-threads 0 --inter-op-threads 0" in notes[0]

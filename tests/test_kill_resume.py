@@ -134,7 +134,10 @@ def _vit_with_dropout_killed_mid_epoch_ends_like_an_uninterrupted_run(data_dir, 
     _, errors = reference.communicate(timeout=TIMEOUT_S)
     assert reference.returncode == 0, errors[-3000:]
     _assert_same_run(run, tmp_path / "reference", models, tmp_path / "reference_models", "mnist_vit")
-    assert json.loads((run / "metrics.json").read_text())["resumed_at_epochs"] == [1]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["resumed_at_epochs"] == [1]
+    # The recipe's own thread counts (one core per op), set before TensorFlow started.
+    assert metrics["environment"]["tf_threads"] == {"intra_op": 1, "inter_op": 0}
 
 
 def test_killed_runs_end_like_uninterrupted_runs(data_dir, tmp_path):

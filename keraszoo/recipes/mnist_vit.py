@@ -30,6 +30,12 @@ class MnistViTConfig(TrainConfig):
         "optimizer": "adamw",
         "learning_rate": option(1e-3, "peak learning rate, reached after the warmup"),
         "weight_decay": 0.05,
+        # Its ops are small (17 tokens of 64): one core each, side by side, beats every core on each op
+        # (docs/performance.md, issue #20).
+        "intra_op_threads": option(1, "threads one TensorFlow op may use (0: TensorFlow's default, every core); "
+                                      "1, the default here, runs this ViT's small ops side by side, one core "
+                                      "each: its steps 10-20 %% faster on 2 cores (docs/performance.md). "
+                                      "TensorFlow only"),
     }
     patch_size: int = option(7, "patch side in pixels (28 = 4 x 7 gives 16 patches)")
     hidden_dim: int = option(64, "token embedding size")

@@ -27,14 +27,22 @@ def cli_main(main: Callable, config_class: type, description: str, argv=None) ->
     its way (loss diverged, damaged data, disk full) returns 1.
     """
     config = parse_config(config_class, argv, description=description)
-    return guarded(lambda: main(config), strategy=config.strategy)
+    return guarded(lambda: main(config), strategy=config.strategy, threads=threads_of(config))
 
 
-def guarded(run: Callable, *, strategy: str = "default") -> int:
-    """``run()`` with keraszoo's one-line errors and exit statuses (see ``cli_main``)."""
-    from keraszoo.training.distribute import placement
+def threads_of(config: TrainConfig) -> tuple[int, int]:
+    """(intra-op, inter-op) TensorFlow threads a recipe's config asks for: ``guarded``'s ``threads``."""
+    return config.intra_op_threads, config.inter_op_threads
+
+
+def guarded(run: Callable, *, strategy: str = "default", threads: tuple[int, int] | None = None) -> int:
+    """``run()`` with keraszoo's one-line errors and exit statuses (see ``cli_main``). ``threads``:
+    TensorFlow's (intra-op, inter-op) thread counts for the process (None: its own)."""
+    from keraszoo.training.distribute import configure_threads, placement
 
     try:
+        if threads is not None:
+            configure_threads(*threads)  # before TensorFlow's runtime starts, which reads them once
         placement(strategy)  # before any other TensorFlow op, as tf.distribute requires
         try:
             run()

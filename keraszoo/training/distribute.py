@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
@@ -123,6 +124,28 @@ def _keras_placement(name: str) -> Placement:
         return Placement(name, distribution=keras.distribution.DataParallel(devices=keras.distribution.list_devices()))
     raise ValueError(f"--strategy {name} is not available on Keras's {backend()} backend: mirrored runs on "
                      "TensorFlow and JAX, multiworker on TensorFlow (set KERAS_BACKEND).")
+
+
+def configure_threads(intra_op: int, inter_op: int) -> None:
+    """TensorFlow's thread counts (0: its default, one per core), set before its runtime starts: it reads
+    them once per process. A process whose runtime already started with other counts (a second run in one
+    Python process: an in-process study, a test session) keeps them, and one line says so; the run record's
+    ``environment.tf_threads`` gives the counts a run had. Other backends: nothing to set."""
+    if backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    threading = tf.config.threading
+    now = (threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads())
+    if now == (intra_op, inter_op):
+        return
+    try:
+        threading.set_intra_op_parallelism_threads(intra_op)
+        threading.set_inter_op_parallelism_threads(inter_op)
+    except RuntimeError:  # "cannot be modified after initialization"
+        print(f"note: TensorFlow already runs in this process with intra-op threads {now[0]} and inter-op threads "
+              f"{now[1]} (0: its default), kept for this run; --intra-op-threads {intra_op} --inter-op-threads "
+              f"{inter_op} apply when the run has a process of its own.", file=sys.stderr)
 
 
 def devices() -> list[str]:

@@ -11,9 +11,10 @@ from keraszoo.training import run_folder, run_record
 from keraszoo.training.checkpoint import RESTART_HINT, EpochCheckpoint
 
 # Fields that may change between a run and its resumption: they do not change what is trained.
-# The strategy and XLA change where and how the same computation runs, not what it computes.
+# The strategy, XLA and thread counts change where and how the same computation runs, not what it computes.
 RESUMABLE_FIELDS = frozenset({"epochs", "output", "export", "export_dir", "verbose", "strategy", "jit_compile",
-                              "steps_per_execution", "restart", "tensorboard"})
+                              "steps_per_execution", "intra_op_threads", "inter_op_threads", "restart",
+                              "tensorboard"})
 
 
 def changed_fields(saved: dict, current: dict, *, ignore=RESUMABLE_FIELDS) -> dict:

@@ -171,11 +171,14 @@ def environment() -> dict:
         "devices": devices(),
         "gpus": [],
         "onednn": None,
+        "tf_threads": None,  # TensorFlow's {"intra_op", "inter_op"} thread counts; 0: its default, one per core
     }
     if uses_tf:
         import tensorflow as tf
 
         env["tensorflow"], env["onednn"] = tf.__version__, onednn_enabled()
+        env["tf_threads"] = {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                             "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
         if "tensorflow_datasets" in sys.modules:
             env["tensorflow_datasets"] = sys.modules["tensorflow_datasets"].__version__
     if backend == "tensorflow":

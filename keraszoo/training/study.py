@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from keraszoo.training import run_record
-from keraszoo.training.command_line import add_distribution_arguments, distribution_options, guarded
+from keraszoo.training.command_line import add_distribution_arguments, distribution_options, guarded, threads_of
 
 # The small files of a run record, what docs/records keeps (not the model).
 SMALL_RECORD_FILES = (run_record.CONFIG_FILE, run_record.HISTORY_FILE, run_record.METRICS_FILE, run_record.CURVES_FILE)
@@ -147,7 +147,8 @@ def _run_in_process(runs: list[Run], configs: dict, main: Callable, keep: Callab
     failed = []
     for index, run in enumerate(runs, 1):
         print(f"== [{index}/{len(runs)}] {run.name} -> {configs[run.name].output}", flush=True)
-        ok = not guarded(lambda: main(configs[run.name]), strategy=configs[run.name].strategy)
+        config = configs[run.name]
+        ok = not guarded(lambda: main(config), strategy=config.strategy, threads=threads_of(config))
         if not ok:
             failed.append(run.name)
         keep(run, ok)
@@ -300,7 +301,7 @@ def _worker(argv: list[str]) -> int:
     module_name, class_name = target.split(":")
     module = importlib.import_module(module_name)
     config = getattr(module, class_name).from_dict(json.loads(config_json))
-    return guarded(lambda: module.main(config), strategy=config.strategy)
+    return guarded(lambda: module.main(config), strategy=config.strategy, threads=threads_of(config))
 
 
 if __name__ == "__main__":
