@@ -121,7 +121,7 @@ class TrainConfig(_InheritedDefaults):
     )
     intra_op_threads: int = option(
         0, "threads one TensorFlow op may use (0: TensorFlow's default, every core). 1 runs small ops side by side, "
-        "one core each: the MNIST ViT's steps 10-20 %% faster on 2 cores, the CNN's slower (docs/performance.md). "
+        "one core each: the MNIST ViT's epochs 5-20 %% faster on 2 cores, the CNN's slower (docs/performance.md). "
         "TensorFlow only; set once per process"
     )
     inter_op_threads: int = option(
