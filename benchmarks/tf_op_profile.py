@@ -74,8 +74,8 @@ def report(times, counts, dropout: float, wall_ms: float, top: int, header: str)
              "| op type | thread-ms per step | share | ops per step |", "|---|---|---|---|"]
     for kind, ms in times.most_common(top):
         lines.append(f"| {kind} | {ms:.2f} | {100 * ms / total:.1f} % | {counts[kind]:.0f} |")
-    lines += ["", f"ops under a dropout layer (random draws, masks, their gradients): {dropout:.1f} thread-ms per step, "
-              f"{100 * dropout / total:.1f} % of the op time" if total else ""]
+    lines += ["", f"ops under a dropout layer (random draws, masks, their gradients): {dropout:.1f} thread-ms "
+              f"per step, {100 * dropout / total:.1f} % of the op time" if total else ""]
     return "\n".join(lines)
 
 

@@ -76,7 +76,8 @@ def parse_args(argv=None):
                         help="TensorFlow threads per op for every model (default: each recipe's own; 0: TensorFlow's "
                              "default, every core)")
     parser.add_argument("--inter-op-threads", type=int, metavar="N",
-                        help="TensorFlow ops side by side for every model (default: each recipe's own; 0: TensorFlow's)")
+                        help="TensorFlow ops side by side for every model (default: each recipe's own; "
+                             "0: TensorFlow's)")
     parser.add_argument("--torch-threads", type=int, metavar="N",
                         help="PyTorch's intra-op threads (default: one per core)")
     parser.add_argument("--batch-size", type=int, default=128)
@@ -438,8 +439,8 @@ def table(results, pipeline, variants) -> str:
             call = r["keraszoo_whole_call"][variant]["median"]
             lines.append(f"| {name} ({variant}) | {k['median']:.0f} ({k['min']:.0f}–{k['max']:.0f}) | "
                          f"{torch_median:.0f} ({r['pytorch']['min']:.0f}–{r['pytorch']['max']:.0f}) | "
-                         f"{k['median'] / torch_median:.2f}× | {call:.0f}, {call / torch_median:.2f}× | {alone_cells} | "
-                         f"{threads} |")
+                         f"{k['median'] / torch_median:.2f}× | {call:.0f}, {call / torch_median:.2f}× | "
+                         f"{alone_cells} | {threads} |")
             alone_cells = f"(compiled as {variants[0]}, above) | "
     if pipeline:
         model_rate = results.get("cnn_bn", {}).get("keraszoo", {}).get("fp32", {}).get("median")

@@ -74,8 +74,9 @@ def test_op_profile_sums_the_executors_op_events_by_type():
 
     space = xplane_pb2.XSpace()
     plane = space.planes.add(name="/host:CPU")
-    for key, name in enumerate(["model/dense/MatMul:_MklMatMul", "model/dropout/stateless_random_uniform:"
-                                "StatelessRandomUniformV2", "ExecutorState::Process", "model/dense_1/MatMul:_MklMatMul"], 1):
+    names = ["model/dense/MatMul:_MklMatMul", "model/dropout/stateless_random_uniform:StatelessRandomUniformV2",
+             "ExecutorState::Process", "model/dense_1/MatMul:_MklMatMul"]
+    for key, name in enumerate(names, 1):
         plane.event_metadata[key].name = name
     compute = plane.lines.add(name="tf_Compute/1")
     for key, ms in ((1, 3.0), (2, 1.0), (3, 9.0), (4, 2.0)):
