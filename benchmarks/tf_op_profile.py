@@ -83,12 +83,9 @@ def main(args) -> int:
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-    from keraszoo.training.distribute import configure_threads
     from keraszoo.training.run_record import environment
 
-    recipe = bench.recipe_config(args.model)
-    configure_threads(recipe.intra_op_threads if args.intra_op_threads is None else args.intra_op_threads,
-                      recipe.inter_op_threads if args.inter_op_threads is None else args.inter_op_threads)
+    bench.set_threads(args.model, args)
     images, labels = bench.synthetic(args.model, args.batch_size)
     model, _ = bench.keras_model(args.model, "fp32", images, labels)
     data = bench._repeated_batch(images, labels)

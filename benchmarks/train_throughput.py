@@ -153,19 +153,22 @@ def keras_model(name, variant, images, labels, **overrides):
             model = _load("cifar10_cnn").build_models(config, metadata, train)[0]
         else:
             model = _load("mnist_vit").build_model(config, metadata, train)
-        compile_classifier(model, config, recipe_schedule(name, config, images.shape[0]))
+        # The ViT's optimizer evaluates the recipe's warmup + cosine schedule in every step (MNIST's
+        # train[:-5000]); the others' rates are fixed or set by per-epoch callbacks, outside the step.
+        schedule = _load("mnist_vit").learning_rate_schedule(config, 55_000) if name == "vit" else None
+        compile_classifier(model, config, schedule)
     return model, config
 
 
-def recipe_schedule(name, config, batch_size):
-    """The per-step learning-rate schedule the recipe's optimizer gets (None: a fixed rate, or a per-epoch
-    callback, which costs nothing inside the step): the ViT's warmup + cosine over its MNIST epochs."""
-    if name != "vit":
-        return None
-    from keraszoo.training.callbacks import WarmupCosine
+def set_threads(name, args) -> dict:
+    """Sets TensorFlow's thread counts to the recipe's for model ``name``, or to ``args``'s overrides,
+    before TensorFlow starts; returns the counts it runs with."""
+    from keraszoo.training.distribute import configure_threads, thread_counts
 
-    return WarmupCosine.for_epochs(config.learning_rate, epochs=config.epochs, batch_size=batch_size,
-                                   num_examples=55_000, warmup_epochs=config.warmup_epochs)  # train[:-5000]
+    recipe = recipe_config(name)
+    configure_threads(recipe.intra_op_threads if args.intra_op_threads is None else args.intra_op_threads,
+                      recipe.inter_op_threads if args.inter_op_threads is None else args.inter_op_threads)
+    return thread_counts()
 
 
 def time_keras(model, images, labels, steps, autotune=False):
@@ -335,17 +338,10 @@ def benchmark_models(args):
 def benchmark_model(args, name):
     """Times one model, in a process whose TensorFlow runtime has not started: its threads are set first."""
     import numpy as np
-    import tensorflow as tf
     import torch
 
-    from keraszoo.training.distribute import configure_threads
-
-    recipe = recipe_config(name)
-    configure_threads(recipe.intra_op_threads if args.intra_op_threads is None else args.intra_op_threads,
-                      recipe.inter_op_threads if args.inter_op_threads is None else args.inter_op_threads)
+    tf_threads = set_threads(name, args)
     torch.set_num_threads(args.torch_threads or os.cpu_count())
-    tf_threads = {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                  "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
     print(f"{name}: TensorFlow threads {tf_threads} (0: its default, one per core), PyTorch threads "
           f"{torch.get_num_threads()}", file=sys.stderr)
     images, labels = synthetic(name, args.batch_size)

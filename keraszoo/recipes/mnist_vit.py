@@ -65,12 +65,18 @@ def build_model(config: MnistViTConfig, metadata, train_data=None):
                                   preprocessing=[normalization(*channel_mean_variance(train_data))])
 
 
-def main(config: MnistViTConfig) -> dict:
+def learning_rate_schedule(config: MnistViTConfig, num_examples: int):
+    """Linear warmup over --warmup-epochs, then cosine decay to 0 at the last of --epochs' steps."""
     from keraszoo.training.callbacks import WarmupCosine
+
+    return WarmupCosine.for_epochs(config.learning_rate, epochs=config.epochs, batch_size=config.batch_size,
+                                   num_examples=num_examples, warmup_epochs=config.warmup_epochs)
+
+
+def main(config: MnistViTConfig) -> dict:
     from keraszoo.training.runner import load_data, run_classification
 
     data = load_data("mnist", config)
-    schedule = WarmupCosine.for_epochs(config.learning_rate, epochs=config.epochs, batch_size=config.batch_size,
-                                       num_examples=data.train.num_examples, warmup_epochs=config.warmup_epochs)
-    return run_classification(config, name=NAME, data=data, learning_rate=schedule,
+    return run_classification(config, name=NAME, data=data,
+                              learning_rate=learning_rate_schedule(config, data.train.num_examples),
                               build_model=lambda c, metadata: build_model(c, metadata, data.train))

@@ -135,17 +135,24 @@ def configure_threads(intra_op: int, inter_op: int) -> None:
         return
     import tensorflow as tf
 
-    threading = tf.config.threading
-    now = (threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads())
+    now = tuple(thread_counts().values())
     if now == (intra_op, inter_op):
         return
     try:
-        threading.set_intra_op_parallelism_threads(intra_op)
-        threading.set_inter_op_parallelism_threads(inter_op)
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
     except RuntimeError:  # "cannot be modified after initialization"
         print(f"note: TensorFlow already runs in this process with intra-op threads {now[0]} and inter-op threads "
               f"{now[1]} (0: its default), kept for this run; --intra-op-threads {intra_op} --inter-op-threads "
               f"{inter_op} apply when the run has a process of its own.", file=sys.stderr)
+
+
+def thread_counts() -> dict:
+    """TensorFlow's {"intra_op", "inter_op"} thread counts in this process (0: its default, one per core)."""
+    import tensorflow as tf
+
+    return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
 
 
 def devices() -> list[str]:

@@ -153,7 +153,7 @@ def environment() -> dict:
     import numpy as np
 
     import keraszoo
-    from keraszoo.training.distribute import devices, uses_gpu
+    from keraszoo.training.distribute import devices, thread_counts, uses_gpu
 
     backend = keras.backend.backend()
     uses_tf = "tensorflow" in sys.modules  # the backend, or a tf.data pipeline
@@ -177,8 +177,7 @@ def environment() -> dict:
         import tensorflow as tf
 
         env["tensorflow"], env["onednn"] = tf.__version__, onednn_enabled()
-        env["tf_threads"] = {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                             "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+        env["tf_threads"] = thread_counts()
         if "tensorflow_datasets" in sys.modules:
             env["tensorflow_datasets"] = sys.modules["tensorflow_datasets"].__version__
     if backend == "tensorflow":
