@@ -79,3 +79,30 @@ def test_keras_model_rebuilds_from_an_export(classifier, tmp_path):
     (version_dir / "keras_model.json").unlink()
     with pytest.raises(FileNotFoundError, match="has no keras_model.json"):
         load_keras_model(version_dir)
+
+
+def test_a_mixed_precision_model_exports_in_float32_with_its_weights(tmp_path):
+    # bfloat16 without the CPU's bfloat16 units is several times slower: whatever a model trained in,
+    # its SavedModel computes in float32, on the same (float32) weights.
+    from keraszoo.export.saved_model import float32_copy
+    from keraszoo.training.distribute import precision
+
+    keras.utils.set_random_seed(5)
+    with precision(True):
+        mixed = build_image_classifier(backbone=build_course_cnn(batch_norm=True), image_shape=(32, 32, 3),
+                                       preprocessing=[pixel_scaling()])
+    copy = float32_copy(mixed)
+    nested = [layer for layer in copy.layers if isinstance(layer, keras.Model)]
+    assert nested, "the course CNN is a nested model: the copy must reach its layers"
+    assert {layer.dtype_policy.name for layer in copy.layers + nested[0].layers} == {"float32"}
+    assert "mixed_bfloat16" in {layer.dtype_policy.name for layer in mixed.layers}  # the original is left as is
+    for a, b in zip(mixed.weights, copy.weights, strict=True):
+        assert a.path == b.path
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    version_dir = export_classifier(mixed, export_dir=tmp_path, name="mixed")
+    assert "mixed_bfloat16" not in (version_dir / "keras_model.json").read_text()
+    logits = load_serving_fn(version_dir)(images=tf.constant(_images()))["logits"]
+    np.testing.assert_allclose(logits, copy(_images(), training=False), atol=1e-5)
+    # bfloat16 keeps 8 bits of mantissa: the mixed model's logits are within its rounding, not equal.
+    np.testing.assert_allclose(logits, mixed(_images(), training=False), atol=0.05)
+    assert float32_copy(copy) is copy  # a float32 model is exported as it is

@@ -189,6 +189,13 @@ def test_ladder_report_tabulates_seeds_from_the_records(tmp_path):
     assert table.splitlines()[-1].endswith("| 3 | NVIDIA H200 (Keras on jax) |")
     assert (tmp_path / "figures" / "gpu_batchnorm.png").is_file()
 
+    # A run in bfloat16 (the CNN's default on CPUs with bfloat16 units) says so beside its hardware.
+    metrics = {**metrics, "dtype_policy": "mixed_bfloat16",
+               "environment": {"gpus": [], "backend": "tensorflow", "cpu": "AMD EPYC", "cpu_count": 2}}
+    (tmp_path / "records" / "batchnorm-seed0" / "metrics.json").write_text(json.dumps({**metrics, "seed": 0}))
+    table = ladder.report(load_records(tmp_path / "records"), tmp_path / "figures", "mixed")
+    assert table.splitlines()[-1].endswith("| AMD EPYC, 2 cores, bfloat16; NVIDIA H200 (Keras on jax) |")
+
 
 def test_claims_table_reads_turning_point_and_oscillation_from_the_history():
     

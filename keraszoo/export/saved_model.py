@@ -105,6 +105,7 @@ def export_classifier(
             f"{model.name} takes {model_input.dtype} images; export a model that takes raw uint8 "
             "images (see keraszoo.models.build_image_classifier), as clients send them."
         )
+    model = float32_copy(model)
     model_dir = Path(export_dir) / name
     model_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_exports(model_dir)
@@ -135,6 +136,33 @@ def export_classifier(
     final = _publish(tmp, model_dir, version)
     pause_point("export/published")
     return final
+
+
+def float32_copy(model: keras.Model) -> keras.Model:
+    """``model`` itself, or, for a mixed-precision model (bfloat16 or float16 compute, float32 weights), a
+    copy with the same weights computing in float32: an export serves at full speed on any CPU (bfloat16
+    without the CPU's bfloat16 units is several times slower) and on float32 math."""
+    if all(layer.dtype_policy.compute_dtype == "float32" for layer in _all_layers(model)):
+        return model
+
+    def float32(node):
+        if isinstance(node, dict):
+            policy = node.get("config", {}).get("name", "") if node.get("class_name") == "DTypePolicy" else ""
+            if str(policy).startswith("mixed"):
+                return {**node, "config": {**node["config"], "name": "float32"}}
+            return {key: float32(value) for key, value in node.items()}
+        return [float32(value) for value in node] if isinstance(node, list) else node
+
+    copy = keras.saving.deserialize_keras_object(float32(keras.saving.serialize_keras_object(model)))
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
 
 
 def _not_record_files(directory, names):

@@ -34,11 +34,15 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def _hardware(environment: dict) -> str:
+def _hardware(metrics: dict) -> str:
+    """Where a run computed, and in which precision when not float32 (bfloat16 is the CNN's default on
+    CPUs with bfloat16 units)."""
+    environment = metrics["environment"]
+    precision = {"mixed_bfloat16": ", bfloat16", "mixed_float16": ", float16"}.get(metrics.get("dtype_policy"), "")
     if environment["gpus"]:
         backend = environment["backend"]
-        return environment["gpus"][0] + ("" if backend == "tensorflow" else f" (Keras on {backend})")
-    return f"{environment['cpu']}, {environment['cpu_count']} cores"
+        return environment["gpus"][0] + ("" if backend == "tensorflow" else f" (Keras on {backend})") + precision
+    return f"{environment['cpu']}, {environment['cpu_count']} cores{precision}"
 
 
 def _seconds_per_epoch(run) -> float:
@@ -63,7 +67,7 @@ def report(records, figures: Path, prefix: str = "cifar10_ladder") -> str:
         "train–test gap (points)": lambda runs: f"{100 * statistics.mean(x['train_accuracy'] - x['test_accuracy'] for x in m(runs)):.1f}",
         "best epoch (its monitored acc.)": lambda runs: ", ".join(f"{x['best_epoch']} ({100 * best_monitored(x):.1f})" for x in m(runs)),
         "train s/epoch (median)": lambda runs: f"{statistics.mean(_seconds_per_epoch(r) for r in runs):.3g}",
-        "hardware": lambda runs: "; ".join(sorted({_hardware(x["environment"]) for x in m(runs)})),
+        "hardware": lambda runs: "; ".join(sorted({_hardware(x) for x in m(runs)})),
     })
 
 

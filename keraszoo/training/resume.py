@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -15,6 +16,24 @@ from keraszoo.training.checkpoint import RESTART_HINT, EpochCheckpoint
 RESUMABLE_FIELDS = frozenset({"epochs", "output", "export", "export_dir", "verbose", "strategy", "jit_compile",
                               "steps_per_execution", "intra_op_threads", "inter_op_threads", "restart",
                               "tensorboard"})
+
+
+def settle_precision(config: TrainConfig, output_dir: Path) -> TrainConfig:
+    """``config`` with --mixed-precision decided, so that config.json records what ran: as given; unset, the
+    choice of the run already in ``output_dir`` (resumed, or found finished, as it started, whatever this
+    machine would choose), else ``resolve_mixed_precision``'s for this machine and recipe."""
+    from keraszoo.training.distribute import resolve_mixed_precision
+
+    if config.mixed_precision is not None:
+        return config
+    saved = None
+    if not config.restart:
+        try:
+            saved = run_record.read_json(output_dir / run_record.CONFIG_FILE).get("mixed_precision")
+        except (OSError, ValueError, AttributeError):
+            saved = None  # no run there, or a damaged record: resuming reports it
+    choice = saved if isinstance(saved, bool) else resolve_mixed_precision(config)
+    return dataclasses.replace(config, mixed_precision=choice)
 
 
 def changed_fields(saved: dict, current: dict, *, ignore=RESUMABLE_FIELDS) -> dict:

@@ -23,7 +23,7 @@ from keraszoo.errors import RunFolderConflict
 from keraszoo.models.classifier import ModelPair
 from keraszoo.training import run_folder, run_record
 from keraszoo.training.distribute import placement, precision, resolve_jit_compile, work_around_multiworker_build
-from keraszoo.training.resume import changed_fields, format_changes
+from keraszoo.training.resume import changed_fields, format_changes, settle_precision
 from keraszoo.training.trainer import compile_classifier, finish_run, seed_everything, train
 
 MODEL_FILE = run_record.MODEL_FILE
@@ -107,6 +107,7 @@ def run_classification(
     exports = config.export and where.is_chief and keras.backend.backend() == "tensorflow"
     # Everything the run will write to is checked before a step is trained.
     marker = run_folder.claim(output_dir, name)
+    config = settle_precision(config, output_dir)
     if exports:
         run_folder.check_export_dir(config.export_dir)
     if marker.get("finished") and not config.restart:

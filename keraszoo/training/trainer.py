@@ -12,6 +12,7 @@ last finished epoch with the same weights, optimizer state and data order.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -181,6 +182,8 @@ def train(
     output_dir = Path(output_dir)
     title = title or model.name
     num_classes = num_classes or int(model.output_shape[-1])
+    if config.mixed_precision is None:  # a model built by the caller: config.json records the precision it has
+        config = dataclasses.replace(config, mixed_precision=model.dtype_policy.name.startswith("mixed"))
     if not model.compiled:
         compile_classifier(model, config)
     checkpoint = EpochCheckpoint(output_dir / CHECKPOINT_DIR)
