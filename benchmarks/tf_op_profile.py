@@ -35,6 +35,8 @@ def parse_args(argv=None):
     parser.add_argument("model", choices=bench.MODELS)
     parser.add_argument("--steps", type=int, default=20, help="profiled steps (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--keras-variant", type=bench.keras_variant, default="fp32",
+                        help="fp32 (default), bf16 (mixed_bfloat16), fp32_xla, ... as in train_throughput.py")
     parser.add_argument("--intra-op-threads", type=int, metavar="N", help="default: the recipe's")
     parser.add_argument("--inter-op-threads", type=int, metavar="N", help="default: the recipe's")
     parser.add_argument("--top", type=int, default=25, help="op types listed (default: %(default)s)")
@@ -87,9 +89,10 @@ def main(args) -> int:
 
     bench.set_threads(args.model, args)
     images, labels = bench.synthetic(args.model, args.batch_size)
-    model, _ = bench.keras_model(args.model, "fp32", images, labels)
+    model, _ = bench.keras_model(args.model, args.keras_variant, images, labels)
     data = bench._repeated_batch(images, labels)
-    model.fit(data, epochs=1, steps_per_epoch=10, verbose=0)  # traced and warm
+    warm_up = 10 * bench.steps_per_call(args.keras_variant)
+    model.fit(data, epochs=1, steps_per_epoch=warm_up, verbose=0)  # traced and warm
     with tempfile.TemporaryDirectory() as logdir:
         tf.profiler.experimental.start(logdir)
         start = time.perf_counter()
@@ -104,8 +107,8 @@ def main(args) -> int:
         space.ParseFromString(traces[0].read_bytes())
     env = environment()
     threads = env["tf_threads"]
-    header = (f"# {args.model}, batch {args.batch_size}, {args.steps} profiled steps (inside one fit call, the "
-              f"profiler on)\n# CPU: {env['cpu']}, {env['cpu_count']} cores, flags {' '.join(env['cpu_flags'])}; "
+    header = (f"# {args.model} ({args.keras_variant}), batch {args.batch_size}, {args.steps} profiled steps (inside one "
+              f"fit call, the profiler on)\n# CPU: {env['cpu']}, {env['cpu_count']} cores, flags {' '.join(env['cpu_flags'])}; "
               f"TensorFlow {env['tensorflow']}, oneDNN {env['onednn']}; threads intra-op {threads['intra_op']}, "
               f"inter-op {threads['inter_op']} (0: TensorFlow's default)\n# command: python {' '.join(sys.argv)}\n")
     text = report(*op_times(space, args.steps), wall_ms, args.top, header)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
+from keraszoo.models.batch_norm import FusedBatchNormalization
 from keraszoo.models.classifier import ModelPair, build_classifier_pair, build_image_classifier, pixel_scaling
 from keraszoo.models.course_cnn import build_course_cnn
 from keraszoo.models.mlp import build_mlp
@@ -64,6 +65,6 @@ def build_model(name: str, *, tiny: bool = False, **kwargs):
     return registered(tiny=tiny, **kwargs)
 
 
-__all__ = ["MODEL_BUILDERS", "ModelPair", "RegisteredModel", "build_classifier_pair", "build_course_cnn",
-           "build_image_classifier", "build_manual_mlp", "build_mlp", "build_model", "build_speedrun_net", "build_vit",
-           "pixel_scaling"]
+__all__ = ["FusedBatchNormalization", "MODEL_BUILDERS", "ModelPair", "RegisteredModel", "build_classifier_pair",
+           "build_course_cnn", "build_image_classifier", "build_manual_mlp", "build_mlp", "build_model",
+           "build_speedrun_net", "build_vit", "pixel_scaling"]

@@ -21,6 +21,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from keraszoo.models.batch_norm import FusedBatchNormalization
+
 
 def build_course_cnn(
     *,
@@ -55,7 +57,8 @@ def build_course_cnn(
             # synchronized: under a tf.distribute strategy the statistics are those of the global
             # batch, as on one device (no effect without a strategy). Other backends refuse the
             # option; JAX's DataParallel computes them over the global batch anyway (one SPMD program).
-            x = layers.BatchNormalization(synchronized=keras.backend.backend() == "tensorflow", name=f"bn{i}")(x)
+            # Keras's layer, with TensorFlow's fused kernel for its training step (keraszoo.models.batch_norm).
+            x = FusedBatchNormalization(synchronized=keras.backend.backend() == "tensorflow", name=f"bn{i}")(x)
         x = layers.ReLU(name=f"relu{i}")(x)
         x = layers.MaxPooling2D(pool_size=2, strides=2, name=f"pool{i}")(x)
     x = layers.Flatten(name="flatten")(x)  # (batch, h * w * filters[-1])
