@@ -11,6 +11,8 @@ the same layers, do the same scaling and augmentation inside the step (the CNN's
 as one gather on the uint8 batch, checked against a per-image loop before timing), use the same
 optimizer (PyTorch's fused kernels), channels_last for the CNN, and as many threads as TensorFlow;
 like Keras's step, each keeps the running loss and accuracy a training log needs (on the device).
+With the bf16 variant (keraszoo's mixed_bfloat16, the course CNN recipe's default on CPUs with bfloat16
+units) the twin is timed a second time under torch.autocast(bfloat16): each precision against its own.
 Both train on one fixed in-memory batch, so only the model step is timed. The ViT's optimizer gets the recipe's
 warmup + cosine schedule, evaluated inside every step as in training. Each model is timed in a
 process of its own, whose TensorFlow threads are the recipe's (--intra-op-threads, --inter-op-threads:
@@ -25,7 +27,7 @@ The CPU's model and SIMD flags are printed first and recorded: compare numbers w
 The input pipeline (the trainer's own stream on the prepared CIFAR-10: TFRecords parsed a batch at a
 time, images decoded and cached, full-split shuffle, batches of uint8; crop, flip and normalisation
 are model layers, timed with the model) is timed alone, from disk (the first epoch) and from the
-in-memory cache (every later epoch), and compared with cnn_bn's rate.
+in-memory cache (every later epoch), and compared with cnn_bn's fastest measured rate.
 
 needs PyTorch: pip install 'keraszoo[bench]' (torch 2.13.0, CPU build)
 
@@ -218,11 +220,13 @@ def time_keras_steady(model, images, labels, steps):
     return (steps + per_call) * len(images) / total, steps * len(images) / (clock.times[-1] - clock.times[0])
 
 
-def torch_setup(name, images, labels, config, network_alone=False, metrics=True):
+def torch_setup(name, images, labels, config, network_alone=False, metrics=True, bf16=False):
     """One training step of the PyTorch twin, as a function: raw uint8 NHWC ``images`` in, or (with
     ``network_alone``) ready float inputs, no preprocessing. With ``metrics`` the step also keeps the
     running loss and accuracy that Keras's step keeps for its logs, as a PyTorch loop that logs them
-    would: summed on the device, never read inside the timed steps."""
+    would: summed on the device, never read inside the timed steps. With ``bf16`` the forward pass and
+    the loss run under ``torch.autocast("cpu", torch.bfloat16)`` (PyTorch's mixed precision: bfloat16
+    matmuls and convolutions, float32 weights), the twin of keraszoo's mixed_bfloat16."""
     import torch
 
     import torch_reference as ref
@@ -260,8 +264,9 @@ def torch_setup(name, images, labels, config, network_alone=False, metrics=True)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        logits = model(inputs())
-        loss = loss_fn(logits, y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(inputs())
+            loss = loss_fn(logits, y)
         loss.backward()
         optimizer.step()
         if metrics:
@@ -359,11 +364,15 @@ def benchmark_model(args, name):
     time_keras(network, floats, labels, 2 * network.steps_per_execution)
     metrics = not args.torch_without_metrics
     torch_steps = {"full": torch_setup(name, images, labels, config, metrics=metrics),
-                   "network": torch_setup(name, images, labels, config, network_alone=True, metrics=metrics)}
+                   # the twin's network alone in the precision keraszoo's is compiled in (the first variant)
+                   "network": torch_setup(name, images, labels, config, network_alone=True, metrics=metrics,
+                                          bf16=first == "bf16")}
+    if "bf16" in keras_runs:  # keraszoo's bfloat16 against PyTorch's, float32 against float32
+        torch_steps["full_bf16"] = torch_setup(name, images, labels, config, metrics=metrics, bf16=True)
     for torch_step in torch_steps.values():
         for _ in range(3):
             torch_step()
-    torch_rates = {"full": [], "network": []}
+    torch_rates = {kind: [] for kind in torch_steps}
     network_rates, call_rates = [], {variant: [] for variant in keras_runs}
     for repeat in range(args.repeats):  # keraszoo and PyTorch alternate, full step then network alone
         for variant, (model, rates) in keras_runs.items():
@@ -371,15 +380,20 @@ def benchmark_model(args, name):
             rates.append(steady)
             call_rates[variant].append(call)
         torch_rates["full"].append(time_torch(torch_steps["full"], args.steps, args.batch_size))
+        if "full_bf16" in torch_steps:
+            torch_rates["full_bf16"].append(time_torch(torch_steps["full_bf16"], args.steps, args.batch_size))
         network_rates.append(time_keras_steady(network, floats, labels, args.steps)[1])
         torch_rates["network"].append(time_torch(torch_steps["network"], args.steps, args.batch_size))
         print(f"{name} repeat {repeat + 1}: " + ", ".join(f"{v} {r[-1]:.0f} (call {call_rates[v][-1]:.0f})"
                                                           for v, (_, r) in keras_runs.items())
-              + f", torch {torch_rates['full'][-1]:.0f} images/s; network alone: keraszoo "
+              + f", torch {torch_rates['full'][-1]:.0f}"
+              + (f", torch bf16 {torch_rates['full_bf16'][-1]:.0f}" if "full_bf16" in torch_rates else "")
+              + " images/s; network alone: keraszoo "
               f"{network_rates[-1]:.0f}, torch {torch_rates['network'][-1]:.0f}", file=sys.stderr)
     return {"keraszoo": {v: summary(r) for v, (_, r) in keras_runs.items()},
             "keraszoo_whole_call": {v: summary(r) for v, r in call_rates.items()},
             "pytorch": summary(torch_rates["full"]),
+            **({"pytorch_bf16": summary(torch_rates["full_bf16"])} if "full_bf16" in torch_rates else {}),
             "network_alone": {"keraszoo": summary(network_rates), "pytorch": summary(torch_rates["network"])},
             "tf_threads": tf_threads, "torch_threads": torch.get_num_threads()}
 
@@ -424,7 +438,6 @@ def table(results, pipeline, variants) -> str:
              "| network alone: keraszoo / PyTorch images/s | network alone ratio | threads: TF intra/inter, torch |",
              "|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
-        torch_median = r["pytorch"]["median"]
         alone = r["network_alone"]
         threads = (f"{r['tf_threads']['intra_op']}/{r['tf_threads']['inter_op']}, {r['torch_threads']}"
                    if "tf_threads" in r else "—")
@@ -433,13 +446,16 @@ def table(results, pipeline, variants) -> str:
         for variant in variants:
             k = r["keraszoo"][variant]
             call = r["keraszoo_whole_call"][variant]["median"]
+            twin = r["pytorch_bf16"] if variant == "bf16" and "pytorch_bf16" in r else r["pytorch"]
+            torch_median = twin["median"]
             lines.append(f"| {name} ({variant}) | {k['median']:.0f} ({k['min']:.0f}–{k['max']:.0f}) | "
-                         f"{torch_median:.0f} ({r['pytorch']['min']:.0f}–{r['pytorch']['max']:.0f}) | "
+                         f"{torch_median:.0f} ({twin['min']:.0f}–{twin['max']:.0f}) | "
                          f"{k['median'] / torch_median:.2f}× | {call:.0f}, {call / torch_median:.2f}× | "
                          f"{alone_cells} | {threads} |")
             alone_cells = f"(compiled as {variants[0]}, above) | "
     if pipeline:
-        model_rate = results.get("cnn_bn", {}).get("keraszoo", {}).get("fp32", {}).get("median")
+        # The fastest cnn_bn setting measured: the recipe's own (bfloat16 where the CPU has its units).
+        model_rate = max((v["median"] for v in results.get("cnn_bn", {}).get("keraszoo", {}).values()), default=None)
         lines += ["", "| input pipeline (CIFAR-10, the trainer's stream) | images/s | vs cnn_bn training |",
                   "|---|---|---|"]
         for label, rate in pipeline.items():

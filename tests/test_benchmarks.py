@@ -87,3 +87,35 @@ def test_op_profile_sums_the_executors_op_events_by_type():
     assert counts == {"_MklMatMul": 1.0, "StatelessRandomUniformV2": 0.5}
     text = tf_op_profile.report(times, counts, dropout, wall_ms=4.0, top=5, header="# h")
     assert "| _MklMatMul | 2.50 | 83.3 % | 1 |" in text and "16.7 % of the op time" in text
+
+
+def test_bf16_rows_are_compared_with_the_twin_under_autocast():
+    def rates(median):
+        return {"median": median, "min": median, "max": median, "runs": [median]}
+
+    results = {"cnn_bn": {"keraszoo": {"fp32": rates(900), "bf16": rates(1200)},
+                          "keraszoo_whole_call": {"fp32": rates(890), "bf16": rates(1190)},
+                          "pytorch": rates(1000), "pytorch_bf16": rates(1500),
+                          "network_alone": {"keraszoo": rates(950), "pytorch": rates(1000)}}}
+    text = bench.table(results, {"from disk": 6000}, ["fp32", "bf16"])
+    rows = {line.split(" |")[0]: line for line in text.splitlines()}
+    assert "| 1000 (1000–1000) | 0.90× |" in rows["| cnn_bn (fp32)"]
+    assert "| 1500 (1500–1500) | 0.80× |" in rows["| cnn_bn (bf16)"]  # against PyTorch's bfloat16, not its float32
+    assert "| 6000 | 5.0× |" in rows["| from disk"]  # the pipeline against the fastest training measured
+
+
+def test_the_bf16_twin_computes_in_bfloat16():
+    torch = pytest.importorskip("torch")
+    from train_throughput import recipe_config, synthetic, torch_setup
+
+    images, labels = synthetic("mlp", 8)
+    seen = []
+    original = torch.nn.Linear.forward
+    try:
+        torch.nn.Linear.forward = lambda self, x: seen.append(original(self, x).dtype) or original(self, x)
+        for bf16 in (False, True):
+            seen.clear()
+            torch_setup("mlp", images, labels, recipe_config("mlp"), bf16=bf16)()
+            assert set(seen) == {torch.bfloat16 if bf16 else torch.float32}
+    finally:
+        torch.nn.Linear.forward = original
