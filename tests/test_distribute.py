@@ -213,6 +213,7 @@ def test_the_cnn_recipe_on_a_bfloat16_cpu_trains_in_bfloat16_and_exports_float32
         verbose="0")
     metrics = recipe.main(config)
     assert metrics["dtype_policy"] == "mixed_bfloat16"
+    assert "Computing in bfloat16" in capsys.readouterr().out  # the choice is said, with the way out
     assert json.loads((tmp_path / "run" / "config.json").read_text())["mixed_precision"] is True
     assert keras.config.dtype_policy().name == "float32"
     model = keras.models.load_model(tmp_path / "run" / "model.keras", compile=False)

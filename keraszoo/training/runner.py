@@ -107,7 +107,11 @@ def run_classification(
     exports = config.export and where.is_chief and keras.backend.backend() == "tensorflow"
     # Everything the run will write to is checked before a step is trained.
     marker = run_folder.claim(output_dir, name)
-    config = settle_precision(config, output_dir)
+    settled = settle_precision(config, output_dir)
+    if config.mixed_precision is None and settled.mixed_precision:
+        print("Computing in bfloat16 (float32 weights): this CPU has bfloat16 units, and this recipe trains faster so "
+              "at the same accuracy (docs/performance.md); --no-mixed-precision for float32.")
+    config = settled
     if exports:
         run_folder.check_export_dir(config.export_dir)
     if marker.get("finished") and not config.restart:
