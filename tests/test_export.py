@@ -106,3 +106,21 @@ def test_a_mixed_precision_model_exports_in_float32_with_its_weights(tmp_path):
     # bfloat16 keeps 8 bits of mantissa: the mixed model's logits are within its rounding, not equal.
     np.testing.assert_allclose(logits, mixed(_images(), training=False), atol=0.05)
     assert float32_copy(copy) is copy  # a float32 model is exported as it is
+
+
+def test_a_mixed_model_keras_cannot_rebuild_still_exports_in_its_precision(tmp_path, monkeypatch, capsys):
+    from keraszoo.export import saved_model
+    from keraszoo.training.distribute import precision
+
+    with precision(True):
+        mixed = build_image_classifier(backbone=build_course_cnn(), image_shape=(32, 32, 3),
+                                       preprocessing=[pixel_scaling()])
+
+    def refuse(config):
+        raise TypeError("Could not locate class 'Unregistered'\nmore lines")
+
+    monkeypatch.setattr(saved_model.keras.saving, "deserialize_keras_object", refuse)
+    assert saved_model.float32_copy(mixed) is mixed
+    assert "could not be rebuilt in float32 (TypeError: Could not locate class 'Unregistered')" in capsys.readouterr().out
+    version_dir = export_classifier(mixed, export_dir=tmp_path, name="mixed")
+    assert load_serving_fn(version_dir)(images=tf.constant(_images()))["logits"].shape == (4, 10)
