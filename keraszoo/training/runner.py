@@ -109,8 +109,8 @@ def run_classification(
     marker = run_folder.claim(output_dir, name)
     settled = settle_precision(config, output_dir)
     if config.mixed_precision is None and settled.mixed_precision:
-        print("Computing in bfloat16 (float32 weights): this CPU has bfloat16 units, and this recipe trains faster so "
-              "at the same accuracy (docs/performance.md); --no-mixed-precision for float32.")
+        print("Computing in bfloat16 (float32 weights), this recipe's choice on CPUs with bfloat16 units: faster at the "
+              "same accuracy (docs/performance.md). A new run takes --no-mixed-precision for float32.")
     config = settled
     if exports:
         run_folder.check_export_dir(config.export_dir)
