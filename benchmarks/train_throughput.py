@@ -67,10 +67,11 @@ def steps_per_call(variant: str) -> int:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
-    parser.add_argument("--keras-variants", nargs="+", type=keras_variant, default=["fp32"],
-                        help="keraszoo settings to time: fp32 (the default), fp32_xla (--jit-compile on), "
-                             "bf16 (--mixed-precision on a CPU), fp32_spe10 (--steps-per-execution 10; any N), "
-                             "fp32_xla_spe10 (both)")
+    parser.add_argument("--keras-variants", nargs="+", type=keras_variant, default=None,
+                        help="keraszoo settings to time: fp32, fp32_xla (--jit-compile on), bf16 (--mixed-precision "
+                             "on a CPU), fp32_spe10 (--steps-per-execution 10; any N), fp32_xla_spe10 (both). "
+                             "Default: bf16 and fp32 on a CPU with bfloat16 units (the course CNN recipe's default "
+                             "there is bf16), else fp32")
     parser.add_argument("--torch-without-metrics", action="store_true",
                         help="PyTorch steps without the running loss and accuracy Keras's steps keep (the twin "
                              "before 2026-11-29)")
@@ -464,6 +465,13 @@ def table(results, pipeline, variants) -> str:
     return "\n".join(lines)
 
 
+def default_variants() -> list[str]:
+    """What --keras-variants times when not given: both precisions where the CNN recipe defaults to bfloat16."""
+    from keraszoo.training.distribute import native_bfloat16
+
+    return ["bf16", "fp32"] if native_bfloat16() else ["fp32"]
+
+
 def main(args) -> int:
     sys.path.insert(0, str(Path(__file__).parent))
     try:
@@ -480,6 +488,7 @@ def main(args) -> int:
     print(f"CPU: {env['cpu']}, {env['cpu_count']} cores; SIMD flags: {' '.join(env['cpu_flags']) or 'none found'}")
     print(f"TensorFlow's oneDNN kernels: {'on' if onednn_enabled() else 'off (TF_ENABLE_ONEDNN_OPTS=0)'}; "
           f"PyTorch {torch.__version__}, {args.torch_threads or os.cpu_count()} threads")
+    args.keras_variants = args.keras_variants or default_variants()  # the children get them explicitly
     for variant in args.keras_variants:
         if args.steps % steps_per_call(variant):
             print(f"error: --steps {args.steps} is not a multiple of {variant}'s {steps_per_call(variant)} steps a "

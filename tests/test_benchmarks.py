@@ -119,3 +119,12 @@ def test_the_bf16_twin_computes_in_bfloat16():
             assert set(seen) == {torch.bfloat16 if bf16 else torch.float32}
     finally:
         torch.nn.Linear.forward = original
+
+
+def test_default_variants_add_bf16_where_the_cnn_recipe_defaults_to_it(monkeypatch):
+    from keraszoo.training import distribute
+
+    assert bench.parse_args([]).keras_variants is None  # decided by main, from the CPU
+    for native, variants in ((True, ["bf16", "fp32"]), (False, ["fp32"])):
+        monkeypatch.setattr(distribute, "native_bfloat16", lambda: native)
+        assert bench.default_variants() == variants
