@@ -40,6 +40,9 @@ def parse_args(argv=None):
     parser.add_argument("--intra-op-threads", type=int, metavar="N", help="default: the recipe's")
     parser.add_argument("--inter-op-threads", type=int, metavar="N", help="default: the recipe's")
     parser.add_argument("--top", type=int, default=25, help="op types listed (default: %(default)s)")
+    parser.add_argument("--ops-of-type", metavar="PART",
+                        help="also list each op whose type contains PART, by name (e.g. Conv: every layer's "
+                             "forward and backward convolutions)")
     parser.add_argument("--out", help="also write the report here")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.top < 1 or min(args.intra_op_threads or 0, args.inter_op_threads or 0) < 0:
@@ -51,6 +54,27 @@ def op_times(space, steps: int) -> tuple[collections.Counter, collections.Counte
     """(thread-ms per step by op type, ops per step by type, thread-ms per step under a dropout name
     scope) from an XSpace: events "<name>:<type>" on the executor's "tf_Compute" lines."""
     times, counts, dropout = collections.Counter(), collections.Counter(), 0.0
+    for name, kind, duration_ps in _op_events(space):
+        ms = duration_ps / 1e9 / steps
+        times[kind] += ms
+        counts[kind] += 1 / steps
+        if "dropout" in name.lower():
+            dropout += ms
+    return times, counts, dropout
+
+
+def named_op_times(space, steps: int, kind_part: str) -> collections.Counter:
+    """Thread-ms per step of each op (by its name, "<name>:<type>") whose type contains ``kind_part``:
+    which layer's convolution, forward or backward, takes the time."""
+    times = collections.Counter()
+    for name, kind, duration_ps in _op_events(space):
+        if kind_part.lower() in kind.lower():
+            times[f"{name}:{kind}"] += duration_ps / 1e9 / steps
+    return times
+
+
+def _op_events(space):
+    """(name, type, duration in ps) of every op event on the executor's "tf_Compute" lines."""
     for plane in space.planes:
         names = {key: meta.name for key, meta in plane.event_metadata.items()}
         for line in plane.lines:
@@ -61,12 +85,7 @@ def op_times(space, steps: int) -> tuple[collections.Counter, collections.Counte
                 name, _, kind = full.rpartition(":")
                 if not name or "::" in full:
                     continue  # the executor's own spans (ExecutorState::Process, ParallelFor...), which hold the ops
-                ms = event.duration_ps / 1e9 / steps
-                times[kind] += ms
-                counts[kind] += 1 / steps
-                if "dropout" in name.lower():
-                    dropout += ms
-    return times, counts, dropout
+                yield name, kind, event.duration_ps
 
 
 def report(times, counts, dropout: float, wall_ms: float, top: int, header: str) -> str:
@@ -112,6 +131,10 @@ def main(args) -> int:
               f"TensorFlow {env['tensorflow']}, oneDNN {env['onednn']}; threads intra-op {threads['intra_op']}, "
               f"inter-op {threads['inter_op']} (0: TensorFlow's default)\n# command: python {' '.join(sys.argv)}\n")
     text = report(*op_times(space, args.steps), wall_ms, args.top, header)
+    if args.ops_of_type:
+        named = named_op_times(space, args.steps, args.ops_of_type)
+        text += (f"\n\n| op whose type contains {args.ops_of_type!r} (name:type) | thread-ms per step |\n|---|---|\n"
+                 + "\n".join(f"| {name} | {ms:.2f} |" for name, ms in named.most_common()))
     print(text)
     if args.out:
         Path(args.out).write_text(text + "\n")

@@ -87,6 +87,9 @@ def test_op_profile_sums_the_executors_op_events_by_type():
     assert counts == {"_MklMatMul": 1.0, "StatelessRandomUniformV2": 0.5}
     text = tf_op_profile.report(times, counts, dropout, wall_ms=4.0, top=5, header="# h")
     assert "| _MklMatMul | 2.50 | 83.3 % | 1 |" in text and "16.7 % of the op time" in text
+    # Each op by name, for the types asked: which layer's op takes the time.
+    assert tf_op_profile.named_op_times(space, steps=2, kind_part="matmul") == {
+        "model/dense/MatMul:_MklMatMul": 1.5, "model/dense_1/MatMul:_MklMatMul": 1.0}
 
 
 def test_bf16_rows_are_compared_with_the_twin_under_autocast():
@@ -128,3 +131,13 @@ def test_default_variants_add_bf16_where_the_cnn_recipe_defaults_to_it(monkeypat
     for native, variants in ((True, ["bf16", "fp32"]), (False, ["fp32"])):
         monkeypatch.setattr(distribute, "native_bfloat16", lambda: native)
         assert bench.default_variants() == variants
+
+
+@pytest.mark.parametrize("argv", [["cnn_bn", "--steps", "0"], ["vit", "--threads", "0"], ["resnet"]])
+def test_torch_op_profile_refuses_bad_options(argv, capsys):
+    import torch_op_profile
+
+    with pytest.raises(SystemExit):
+        torch_op_profile.parse_args(argv)
+    assert "error" in capsys.readouterr().err
+    assert torch_op_profile.parse_args(["cnn_bn", "--bf16"]).bf16
