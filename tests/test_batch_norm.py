@@ -102,8 +102,11 @@ def test_bfloat16_inputs_stay_bfloat16_and_statistics_float32():
 
 
 def test_saves_and_loads_as_a_keraszoo_layer(tmp_path):
-    from keraszoo.models import build_course_cnn
+    from keraszoo.models import build_course_cnn, build_speedrun_net
 
+    speedrun = build_speedrun_net(image_shape=(32, 32, 3), num_classes=10, widths=(8, 16))
+    assert {type(layer) for layer in speedrun.layers if "bn" in layer.name} == {FusedBatchNormalization}
+    assert speedrun.get_layer("stem_bn").momentum == 0.9
     model = build_course_cnn(batch_norm=True)
     assert isinstance(model.get_layer("bn1"), FusedBatchNormalization)
     model.save(tmp_path / "m.keras")
