@@ -135,10 +135,15 @@ def main(args) -> int:
         named = named_op_times(space, args.steps, args.ops_of_type)
         text += (f"\n\n| op whose type contains {args.ops_of_type!r} (name:type) | thread-ms per step |\n|---|---|\n"
                  + "\n".join(f"| {name} | {ms:.2f} |" for name, ms in named.most_common()))
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    publish(text, args.out)
     return 0
+
+
+def publish(text: str, out: str | None) -> None:
+    """The report on the terminal, and in ``out`` when given (a record for docs/records)."""
+    print(text)
+    if out:
+        Path(out).write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import train_throughput as bench  # noqa: E402
+from tf_op_profile import publish  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -43,7 +44,7 @@ def main(args) -> int:
     except ImportError:
         print("error: this profile needs PyTorch: pip install 'keraszoo[bench]'", file=sys.stderr)
         return 2
-    from keraszoo.training.run_record import _cpu_model as cpu_model, cpu_flags
+    from keraszoo.training.run_record import environment
 
     torch.set_num_threads(args.threads)
     images, labels = bench.synthetic(args.model, args.batch_size)
@@ -55,13 +56,12 @@ def main(args) -> int:
             step()
     table = prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=args.top,
                                                                max_name_column_width=40, max_shapes_column_width=70)
+    env = environment()
     text = (f"# PyTorch twin of {args.model} ({'bf16 autocast' if args.bf16 else 'fp32'}), batch {args.batch_size}, "
             f"{args.steps} profiled steps (totals below are over all of them: divide by {args.steps} for a step)\n"
-            f"# CPU: {cpu_model()}, {os.cpu_count()} cores, flags {' '.join(cpu_flags())}; PyTorch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads\n# command: python {' '.join(sys.argv)}\n\n{table}")
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+            f"# CPU: {env['cpu']}, {env['cpu_count']} cores, flags {' '.join(env['cpu_flags'])}; PyTorch "
+            f"{torch.__version__}, {torch.get_num_threads()} threads\n# command: python {' '.join(sys.argv)}\n\n{table}")
+    publish(text, args.out)
     return 0
 
 
