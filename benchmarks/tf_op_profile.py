@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import shlex
 import sys
 import tempfile
 import time
@@ -42,7 +43,7 @@ def parse_args(argv=None):
     parser.add_argument("--top", type=int, default=25, help="op types listed (default: %(default)s)")
     parser.add_argument("--ops-of-type", metavar="PART",
                         help="also list each op whose type contains PART, by name (e.g. Conv: every layer's "
-                             "forward and backward convolutions)")
+                             "forward and backward convolutions; \"\": every op)")
     parser.add_argument("--out", help="also write the report here")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.top < 1 or min(args.intra_op_threads or 0, args.inter_op_threads or 0) < 0:
@@ -129,9 +130,9 @@ def main(args) -> int:
     header = (f"# {args.model} ({args.keras_variant}), batch {args.batch_size}, {args.steps} profiled steps (inside one "
               f"fit call, the profiler on)\n# CPU: {env['cpu']}, {env['cpu_count']} cores, flags {' '.join(env['cpu_flags'])}; "
               f"TensorFlow {env['tensorflow']}, oneDNN {env['onednn']}; threads intra-op {threads['intra_op']}, "
-              f"inter-op {threads['inter_op']} (0: TensorFlow's default)\n# command: python {' '.join(sys.argv)}\n")
+              f"inter-op {threads['inter_op']} (0: TensorFlow's default)\n# command: python {shlex.join(sys.argv)}\n")
     text = report(*op_times(space, args.steps), wall_ms, args.top, header)
-    if args.ops_of_type:
+    if args.ops_of_type is not None:  # "" lists every op
         named = named_op_times(space, args.steps, args.ops_of_type)
         text += (f"\n\n| op whose type contains {args.ops_of_type!r} (name:type) | thread-ms per step |\n|---|---|\n"
                  + "\n".join(f"| {name} | {ms:.2f} |" for name, ms in named.most_common()))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def main(args) -> int:
     text = (f"# PyTorch twin of {args.model} ({'bf16 autocast' if args.bf16 else 'fp32'}), batch {args.batch_size}, "
             f"{args.steps} profiled steps (totals below are over all of them: divide by {args.steps} for a step)\n"
             f"# CPU: {env['cpu']}, {env['cpu_count']} cores, flags {' '.join(env['cpu_flags'])}; PyTorch "
-            f"{torch.__version__}, {torch.get_num_threads()} threads\n# command: python {' '.join(sys.argv)}\n\n{table}")
+            f"{torch.__version__}, {torch.get_num_threads()} threads\n# command: python {shlex.join(sys.argv)}\n\n{table}")
     publish(text, args.out)
     return 0
 

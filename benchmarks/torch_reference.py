@@ -13,7 +13,9 @@ step, as keraszoo's models do in-graph. What was done for PyTorch's speed on a C
 - ``zero_grad(set_to_none=True)``, no ``.item()`` or other synchronisation inside the timed steps
   (the running loss and accuracy that Keras's step keeps are summed on the device, in
   train_throughput.py's step);
-- as many intra-op threads as TensorFlow gets (the machine's cores).
+- as many intra-op threads as TensorFlow gets (the machine's cores);
+- eager, not ``torch.compile``: TorchInductor's compiled networks were slower for all three models
+  on our CPUs (train_throughput.py --torch-compile times them; docs/performance.md, fifth session).
 """
 
 from __future__ import annotations

@@ -75,6 +75,10 @@ def parse_args(argv=None):
     parser.add_argument("--torch-without-metrics", action="store_true",
                         help="PyTorch steps without the running loss and accuracy Keras's steps keep (the twin "
                              "before 2026-11-29)")
+    parser.add_argument("--torch-compile", action="store_true",
+                        help="the twins' networks under torch.compile (TorchInductor, its default mode; compiled in "
+                             "the warm-up steps, outside the timings). Measured slower for the CNN on our CPUs "
+                             "(docs/performance.md), so the twins run eagerly by default")
     parser.add_argument("--intra-op-threads", type=int, metavar="N",
                         help="TensorFlow threads per op for every model (default: each recipe's own; 0: TensorFlow's "
                              "default, every core)")
@@ -107,7 +111,8 @@ def child_argv(args, name: str, json_path: str) -> list[str]:
     for flag in ("intra_op_threads", "inter_op_threads", "torch_threads"):
         if getattr(args, flag) is not None:
             argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-    return argv + (["--torch-without-metrics"] if args.torch_without_metrics else [])
+    return (argv + (["--torch-without-metrics"] if args.torch_without_metrics else [])
+            + (["--torch-compile"] if args.torch_compile else []))
 
 
 def _load(name):
@@ -221,13 +226,15 @@ def time_keras_steady(model, images, labels, steps):
     return (steps + per_call) * len(images) / total, steps * len(images) / (clock.times[-1] - clock.times[0])
 
 
-def torch_setup(name, images, labels, config, network_alone=False, metrics=True, bf16=False):
+def torch_setup(name, images, labels, config, network_alone=False, metrics=True, bf16=False, compile=False):
     """One training step of the PyTorch twin, as a function: raw uint8 NHWC ``images`` in, or (with
     ``network_alone``) ready float inputs, no preprocessing. With ``metrics`` the step also keeps the
     running loss and accuracy that Keras's step keeps for its logs, as a PyTorch loop that logs them
     would: summed on the device, never read inside the timed steps. With ``bf16`` the forward pass and
     the loss run under ``torch.autocast("cpu", torch.bfloat16)`` (PyTorch's mixed precision: bfloat16
-    matmuls and convolutions, float32 weights), the twin of keraszoo's mixed_bfloat16."""
+    matmuls and convolutions, float32 weights), the twin of keraszoo's mixed_bfloat16. With ``compile``
+    the network runs under ``torch.compile`` (forward and backward compiled by TorchInductor on the
+    first calls; the optimizer step and the input's preparation stay eager)."""
     import torch
 
     import torch_reference as ref
@@ -261,6 +268,8 @@ def torch_setup(name, images, labels, config, network_alone=False, metrics=True,
             return ready if network_alone else nchw.float().sub_(33.3).div_(78.6)
     loss_fn = torch.nn.CrossEntropyLoss()
     model.train()
+    if compile:
+        model = torch.compile(model)
     loss_sum, correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
 
     def step():
@@ -363,13 +372,13 @@ def benchmark_model(args, name):
     config = configs[first]
     floats = np.random.default_rng(1).normal(size=(args.batch_size, *network.input_shape[1:])).astype("float32")
     time_keras(network, floats, labels, 2 * network.steps_per_execution)
-    metrics = not args.torch_without_metrics
-    torch_steps = {"full": torch_setup(name, images, labels, config, metrics=metrics),
+    twin = {"metrics": not args.torch_without_metrics, "compile": args.torch_compile}
+    torch_steps = {"full": torch_setup(name, images, labels, config, **twin),
                    # the twin's network alone in the precision keraszoo's is compiled in (the first variant)
-                   "network": torch_setup(name, images, labels, config, network_alone=True, metrics=metrics,
-                                          bf16=first == "bf16")}
+                   "network": torch_setup(name, images, labels, config, network_alone=True, bf16=first == "bf16",
+                                          **twin)}
     if "bf16" in keras_runs:  # keraszoo's bfloat16 against PyTorch's, float32 against float32
-        torch_steps["full_bf16"] = torch_setup(name, images, labels, config, metrics=metrics, bf16=True)
+        torch_steps["full_bf16"] = torch_setup(name, images, labels, config, bf16=True, **twin)
     for torch_step in torch_steps.values():
         for _ in range(3):
             torch_step()
@@ -487,7 +496,8 @@ def main(args) -> int:
     env = environment()
     print(f"CPU: {env['cpu']}, {env['cpu_count']} cores; SIMD flags: {' '.join(env['cpu_flags']) or 'none found'}")
     print(f"TensorFlow's oneDNN kernels: {'on' if onednn_enabled() else 'off (TF_ENABLE_ONEDNN_OPTS=0)'}; "
-          f"PyTorch {torch.__version__}, {args.torch_threads or os.cpu_count()} threads")
+          f"PyTorch {torch.__version__}, {args.torch_threads or os.cpu_count()} threads"
+          + (", networks under torch.compile" if args.torch_compile else ", eager"))
     args.keras_variants = args.keras_variants or default_variants()  # the children get them explicitly
     for variant in args.keras_variants:
         if args.steps % steps_per_call(variant):

@@ -48,13 +48,13 @@ def test_each_model_is_timed_by_a_child_process_with_the_same_settings():
     # TensorFlow takes its thread counts once per process, and the recipes' differ: one child per model.
     args = bench.parse_args(["--models", "cnn_bn", "vit", "--keras-variants", "fp32", "fp32_spe10", "--steps", "20",
                              "--repeats", "3", "--batch-size", "64", "--intra-op-threads", "2", "--torch-threads", "1",
-                             "--torch-without-metrics"])
+                             "--torch-without-metrics", "--torch-compile"])
     argv = bench.child_argv(args, "vit", "out.json")
     assert argv[0] == sys.executable and argv[1].endswith("train_throughput.py")
     child = bench.parse_args(argv[2:])
     assert child.models == ["vit"] and child.model_json == "out.json" and child.no_pipeline
     for setting in ("keras_variants", "steps", "repeats", "batch_size", "intra_op_threads", "inter_op_threads",
-                    "torch_threads", "torch_without_metrics"):
+                    "torch_threads", "torch_without_metrics", "torch_compile"):
         assert getattr(child, setting) == getattr(args, setting), setting
     assert bench.parse_args(argv[2:4] + ["--model-json", "x"]).intra_op_threads is None  # the recipe's own
 
@@ -124,6 +124,19 @@ def test_the_bf16_twin_computes_in_bfloat16():
         torch.nn.Linear.forward = original
 
 
+def test_the_compiled_twin_runs_its_network_under_torch_compile(monkeypatch):
+    torch = pytest.importorskip("torch")
+    from train_throughput import recipe_config, synthetic, torch_setup
+
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda module: compiled.append(module) or module)  # no C++ build here
+    images, labels = synthetic("cnn_bn", 4)
+    torch_setup("cnn_bn", images, labels, recipe_config("cnn_bn"), compile=False)()
+    assert compiled == []
+    torch_setup("cnn_bn", images, labels, recipe_config("cnn_bn"), compile=True)()
+    assert [type(module).__name__ for module in compiled] == ["CourseCNN"]
+
+
 def test_default_variants_add_bf16_where_the_cnn_recipe_defaults_to_it(monkeypatch):
     from keraszoo.training import distribute
 
@@ -141,3 +154,30 @@ def test_torch_op_profile_refuses_bad_options(argv, capsys):
         torch_op_profile.parse_args(argv)
     assert "error" in capsys.readouterr().err
     assert torch_op_profile.parse_args(["cnn_bn", "--bf16"]).bf16
+
+
+def test_onednn_primitives_sums_the_steady_steps_kernel_lines_per_step():
+    """oneDNN's "exec" lines between the markers, summed per kernel and divided by the steps; lines
+    before the start marker (warm-up) and other output are left out."""
+    import onednn_primitives as dnn
+
+    conv = ("onednn_verbose,v1,primitive,exec,cpu,convolution,jit_bf16:avx512_core_bf16,backward_weights,"
+            "src:bf16::blocked:acdb::f0 wei:bf16:a:blocked:ABcd16b16a::f0,,alg:convolution_direct,"
+            "mb128_ic32oc64_ih14oh14kh5sh1dh0ph2_iw14ow14kw5sw1dw0pw2,{ms}")
+    pool = "onednn_verbose,primitive,exec,cpu,pooling,jit:avx512_core_bf16,forward_training,src,,alg,mb128ic32,{ms}"
+    text = "\n".join([conv.format(ms=99.0), "onednn_verbose,primitive,create:cache_hit,cpu,pooling,x,y,z,1.0",
+                      dnn.START, conv.format(ms=3.0), pool.format(ms=0.5), "a TensorFlow warning",
+                      conv.format(ms=5.0), pool.format(ms=0.5), f"{dnn.END} 20.000 ms a step; PyTorch threads 2"])
+    kernels, wall, threads = dnn.kernel_times(text, steps=2)
+    assert wall == 20.0 and threads == "PyTorch threads 2"
+    key = ("convolution", "backward_weights", "mb128_ic32oc64_ih14oh14kh5sh1dh0ph2_iw14ow14kw5sw1dw0pw2")
+    assert kernels[key] == [4.0, "jit_bf16:avx512_core_bf16", 1.0]
+    assert kernels[("pooling", "forward_training", "mb128ic32")][0] == 0.5 and len(kernels) == 2
+    args = dnn.parse_args(["cnn_bn", "--top", "1"])
+    table = dnn.report({"keraszoo": (kernels, wall, threads), "twin": ({key: [2.0, "brg", 1.0]}, 10.0, "")}, args, "#")
+    assert "keraszoo: 20.0 ms a step (wall, oneDNN's lines printed), 4.5 ms of it in oneDNN kernels" in table
+    assert f"| convolution, backward_weights, {key[2]} | 4.00 | 2.00 | brg / jit_bf16:avx512_core_bf16 |" in table
+    assert "| 1 more (reorders of weights, small kernels) | 0.50 | 0.00 | |" in table
+    assert "twin: no oneDNN kernel ran" in dnn.report({"twin": ({}, 5.0, "")}, args, "#")  # e.g. MKL's matmuls
+    with pytest.raises(SystemExit, match="no steady steps"):
+        dnn.kernel_times("crashed before the steps", steps=2)
