@@ -92,12 +92,13 @@ def crop_flip_normalize(images: torch.Tensor, crop: int, mean: torch.Tensor, inv
     its columns backwards), on the uint8 batch, so the gather moves a quarter of the float bytes.
     """
     n, h, w, _ = images.shape
-    steps = torch.arange(crop)
-    top = torch.randint(0, h - crop + 1, (n, 1, 1))
-    left = torch.randint(0, w - crop + 1, (n, 1, 1))
-    flip = torch.rand(n, 1, 1) < 0.5
+    device = images.device  # the indices where the pixels are (a GPU's batch: no copy to the host and back)
+    steps = torch.arange(crop, device=device)
+    top = torch.randint(0, h - crop + 1, (n, 1, 1), device=device)
+    left = torch.randint(0, w - crop + 1, (n, 1, 1), device=device)
+    flip = torch.rand(n, 1, 1, device=device) < 0.5
     rows = top + steps.view(1, crop, 1)
     cols = left + torch.where(flip, (crop - 1 - steps).view(1, 1, crop), steps.view(1, 1, crop))
-    patches = images[torch.arange(n).view(n, 1, 1), rows, cols]  # (n, crop, crop, c) uint8
+    patches = images[torch.arange(n, device=device).view(n, 1, 1), rows, cols]  # (n, crop, crop, c) uint8
     # NHWC memory seen as NCHW is exactly channels_last; float() keeps that layout.
     return patches.permute(0, 3, 1, 2).float().sub_(mean).mul_(inv_std)

@@ -24,6 +24,12 @@ same network without its input preprocessing, on float inputs, in both framework
 alternate keraszoo and PyTorch, in the same process; the table gives the median and the min-max.
 The CPU's model and SIMD flags are printed first and recorded: compare numbers within one run.
 
+On another Keras backend (KERAS_BACKEND=jax, as on the lent GPU machines, which have no TensorFlow:
+benchmarks/gpu_check.sh) the models are built from array splits and fed by a PyDataset repeating the
+batch, as the trainer feeds JAX; they run on JAX's default device (the GPU), the twins on the GPU too
+when PyTorch sees one (--torch-device), timed from an idle device to the end of their last step; "bf16"
+is mixed_bfloat16 there as well, against autocast(bfloat16); the input pipeline (tf.data) is skipped.
+
 The input pipeline (the trainer's own stream on the prepared CIFAR-10: TFRecords parsed a batch at a
 time, images decoded and cached, full-split shuffle, batches of uint8; crop, flip and normalisation
 are model layers, timed with the model) is timed alone, from disk (the first epoch) and from the
@@ -87,6 +93,8 @@ def parse_args(argv=None):
                              "0: TensorFlow's)")
     parser.add_argument("--torch-threads", type=int, metavar="N",
                         help="PyTorch's intra-op threads (default: one per core)")
+    parser.add_argument("--torch-device", choices=("cpu", "cuda"),
+                        help="where the twins run (default: the GPU when PyTorch sees one, else the CPU)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=30, help="timed steps per repetition (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=5, help="repetitions per framework (default: %(default)s)")
@@ -108,7 +116,7 @@ def child_argv(args, name: str, json_path: str) -> list[str]:
     argv = [sys.executable, str(Path(__file__).resolve()), "--models", name, "--keras-variants", *args.keras_variants,
             "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--repeats", str(args.repeats),
             "--no-pipeline", "--model-json", json_path]
-    for flag in ("intra_op_threads", "inter_op_threads", "torch_threads"):
+    for flag in ("intra_op_threads", "inter_op_threads", "torch_threads", "torch_device"):
         if getattr(args, flag) is not None:
             argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     return (argv + (["--torch-without-metrics"] if args.torch_without_metrics else [])
@@ -142,19 +150,27 @@ def recipe_config(name, variant="fp32", **overrides):
 
 
 def keras_model(name, variant, images, labels, **overrides):
-    """The recipe's training model, compiled as the recipe compiles it."""
-    import tensorflow as tf
-
-    from keraszoo.data import DatasetMetadata, SplitData
+    """The recipe's training model, compiled as the recipe compiles it. bf16: Keras's mixed_bfloat16
+    policy on any device (the CPU recipes' mixed precision; GPUs have bfloat16 units too)."""
+    from keraszoo.data import DatasetMetadata
     from keraszoo.training.distribute import precision
     from keraszoo.training.trainer import compile_classifier
 
     config = recipe_config(name, variant, **overrides)
     metadata = DatasetMetadata(name="synthetic", version="0", data_dir="", input_shape=images.shape[1:],
                                num_classes=10, class_names=tuple(map(str, range(10))))
-    train = SplitData(examples=tf.data.Dataset.from_tensor_slices((images, labels)), num_examples=len(images),
-                      split="synthetic")
-    with precision(variant == "bf16"):
+    if on_tensorflow():
+        import tensorflow as tf
+
+        from keraszoo.data import SplitData
+
+        train = SplitData(examples=tf.data.Dataset.from_tensor_slices((images, labels)), num_examples=len(images),
+                          split="synthetic")
+    else:  # JAX or PyTorch as Keras's backend, as on the lent GPU machines: no TensorFlow there
+        from keraszoo.data.arrays import ArraySplit
+
+        train = ArraySplit(images=images, labels=labels, split="synthetic")
+    with precision(variant == "bf16", policy="mixed_bfloat16"):
         if name == "mlp":
             model = _load("mlp").build_model(config, metadata)
         elif name == "cnn_bn":
@@ -170,9 +186,11 @@ def keras_model(name, variant, images, labels, **overrides):
 
 def set_threads(name, args) -> dict:
     """Sets TensorFlow's thread counts to the recipe's for model ``name``, or to ``args``'s overrides,
-    before TensorFlow starts; returns the counts it runs with."""
+    before TensorFlow starts; returns the counts it runs with (None on another Keras backend)."""
     from keraszoo.training.distribute import configure_threads, thread_counts
 
+    if not on_tensorflow():
+        return None
     recipe = recipe_config(name)
     configure_threads(recipe.intra_op_threads if args.intra_op_threads is None else args.intra_op_threads,
                       recipe.inter_op_threads if args.inter_op_threads is None else args.inter_op_threads)
@@ -183,20 +201,38 @@ def time_keras(model, images, labels, steps, autotune=False):
     """images/s of one model.fit call of ``steps`` steps on one repeated batch, fed as the trainer feeds
     its streams (``without_autotuning``: tf.data's autotuning off). With ``autotune``, TF's default: the call
     then ends at the autotuning thread's next wake-up (issue #20, benchmarks/fit_call_cores.py)."""
-    data = _repeated_batch(images, labels, autotune)
+    data = _repeated_batch(images, labels, autotune, steps=steps)
     start = time.perf_counter()
     model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
     return steps * len(images) / (time.perf_counter() - start)
 
 
-def _repeated_batch(images, labels, autotune=False):
-    """One batch, repeated, as the trainer hands its streams to Keras (tf.data autotuning off)."""
+def _repeated_batch(images, labels, autotune=False, steps=None):
+    """One batch, repeated, as the trainer hands its streams to Keras: a tf.data stream (autotuning off)
+    on TensorFlow; elsewhere a PyDataset of ``steps`` batches, as the trainer's array splits feed JAX."""
+    if not on_tensorflow():
+        import keras
+
+        class OneBatch(keras.utils.PyDataset):
+            def __len__(self):
+                return steps
+
+            def __getitem__(self, index):
+                return images, labels
+
+        return OneBatch()
     import tensorflow as tf
 
     from keraszoo.data import without_autotuning
 
     data = tf.data.Dataset.from_tensors((images, labels)).repeat()
     return data if autotune else without_autotuning(data)
+
+
+def on_tensorflow() -> bool:
+    import keras
+
+    return keras.backend.backend() == "tensorflow"
 
 
 def time_keras_steady(model, images, labels, steps):
@@ -208,6 +244,11 @@ def time_keras_steady(model, images, labels, steps):
     import keras
 
     class CallTimes(keras.callbacks.Callback):  # perf_counter at the end of every call into the backend
+        # On JAX (a GPU), Keras then runs this in a thread of its own, once the call's results exist,
+        # while the next calls are dispatched: the end of a call's work, not of its dispatch. (TensorFlow's
+        # calls end with their work; Keras never runs callbacks aside there.)
+        async_safe = True
+
         def __init__(self):
             super().__init__()
             self.times = []
@@ -218,7 +259,7 @@ def time_keras_steady(model, images, labels, steps):
     per_call = model.steps_per_execution
     if steps % per_call:
         raise SystemExit(f"error: --steps {steps} is not a multiple of {per_call} steps a call: choose a multiple.")
-    data = _repeated_batch(images, labels)
+    data = _repeated_batch(images, labels, steps=steps + per_call)
     clock = CallTimes()
     start = time.perf_counter()
     model.fit(data, epochs=1, steps_per_epoch=steps + per_call, verbose=0, shuffle=False, callbacks=[clock])
@@ -226,39 +267,41 @@ def time_keras_steady(model, images, labels, steps):
     return (steps + per_call) * len(images) / total, steps * len(images) / (clock.times[-1] - clock.times[0])
 
 
-def torch_setup(name, images, labels, config, network_alone=False, metrics=True, bf16=False, compile=False):
+def torch_setup(name, images, labels, config, network_alone=False, metrics=True, bf16=False, compile=False,
+                device="cpu"):
     """One training step of the PyTorch twin, as a function: raw uint8 NHWC ``images`` in, or (with
     ``network_alone``) ready float inputs, no preprocessing. With ``metrics`` the step also keeps the
     running loss and accuracy that Keras's step keeps for its logs, as a PyTorch loop that logs them
     would: summed on the device, never read inside the timed steps. With ``bf16`` the forward pass and
-    the loss run under ``torch.autocast("cpu", torch.bfloat16)`` (PyTorch's mixed precision: bfloat16
+    the loss run under ``torch.autocast(device, torch.bfloat16)`` (PyTorch's mixed precision: bfloat16
     matmuls and convolutions, float32 weights), the twin of keraszoo's mixed_bfloat16. With ``compile``
     the network runs under ``torch.compile`` (forward and backward compiled by TorchInductor on the
-    first calls; the optimizer step and the input's preparation stay eager)."""
+    first calls; the optimizer step and the input's preparation stay eager). ``device``: "cpu" or "cuda",
+    where the batch, the network and the optimizer live (the batch is moved once, before the steps)."""
     import torch
 
     import torch_reference as ref
 
     torch.manual_seed(0)
-    x = torch.from_numpy(images)  # NHWC uint8, as stored
-    y = torch.from_numpy(labels).long()
+    x = torch.from_numpy(images).to(device)  # NHWC uint8, as stored
+    y = torch.from_numpy(labels).long().to(device)
     if name == "mlp":
-        model = ref.mlp()
+        model = ref.mlp().to(device)
         optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, fused=True)
         scaled = x.float() / 255.0
 
         def inputs():
             return scaled if network_alone else x.float().div_(255.0)
     elif name == "cnn_bn":
-        model = ref.CourseCNN().to(memory_format=torch.channels_last)
+        model = ref.CourseCNN().to(device, memory_format=torch.channels_last)
         optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum, fused=True)
-        mean, inv_std = torch.full((1, 3, 1, 1), 120.0), torch.full((1, 3, 1, 1), 1 / 64.0)
+        mean, inv_std = torch.full((1, 3, 1, 1), 120.0, device=device), torch.full((1, 3, 1, 1), 1 / 64.0, device=device)
         ready = ref.crop_flip_normalize(x, 28, mean, inv_std)
 
         def inputs():
             return ready if network_alone else ref.crop_flip_normalize(x, 28, mean, inv_std)
     else:
-        model = ref.ViT()
+        model = ref.ViT().to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,
                                       fused=True)
         nchw = x.permute(0, 3, 1, 2)  # one channel: the same memory either way
@@ -270,11 +313,11 @@ def torch_setup(name, images, labels, config, network_alone=False, metrics=True,
     model.train()
     if compile:
         model = torch.compile(model)
-    loss_sum, correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
+    loss_sum, correct = torch.zeros((), device=device), torch.zeros((), dtype=torch.long, device=device)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(inputs())
             loss = loss_fn(logits, y)
         loss.backward()
@@ -322,10 +365,16 @@ def keras_network_alone(model, config):
     return network
 
 
-def time_torch(step, steps, batch):
+def time_torch(step, steps, batch, device="cpu"):
+    """images/s of ``steps`` calls of ``step``; on a GPU, from an idle device to the end of the last step's work."""
+    import torch
+
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync()
     start = time.perf_counter()
     for _ in range(steps):
         step()
+    sync()
     return steps * batch / (time.perf_counter() - start)
 
 
@@ -357,8 +406,10 @@ def benchmark_model(args, name):
 
     tf_threads = set_threads(name, args)
     torch.set_num_threads(args.torch_threads or os.cpu_count())
-    print(f"{name}: TensorFlow threads {tf_threads} (0: its default, one per core), PyTorch threads "
-          f"{torch.get_num_threads()}", file=sys.stderr)
+    device = torch_device(args)
+    print(f"{name}: " + (f"TensorFlow threads {tf_threads} (0: its default, one per core)" if tf_threads else
+                         f"Keras on {keras_backend_and_devices()}")
+          + f", PyTorch on {device}, {torch.get_num_threads()} CPU threads", file=sys.stderr)
     images, labels = synthetic(name, args.batch_size)
     keras_runs, configs = {}, {}
     for variant in args.keras_variants:
@@ -372,7 +423,7 @@ def benchmark_model(args, name):
     config = configs[first]
     floats = np.random.default_rng(1).normal(size=(args.batch_size, *network.input_shape[1:])).astype("float32")
     time_keras(network, floats, labels, 2 * network.steps_per_execution)
-    twin = {"metrics": not args.torch_without_metrics, "compile": args.torch_compile}
+    twin = {"metrics": not args.torch_without_metrics, "compile": args.torch_compile, "device": device}
     torch_steps = {"full": torch_setup(name, images, labels, config, **twin),
                    # the twin's network alone in the precision keraszoo's is compiled in (the first variant)
                    "network": torch_setup(name, images, labels, config, network_alone=True, bf16=first == "bf16",
@@ -389,11 +440,11 @@ def benchmark_model(args, name):
             call, steady = time_keras_steady(model, images, labels, args.steps)
             rates.append(steady)
             call_rates[variant].append(call)
-        torch_rates["full"].append(time_torch(torch_steps["full"], args.steps, args.batch_size))
+        torch_rates["full"].append(time_torch(torch_steps["full"], args.steps, args.batch_size, device))
         if "full_bf16" in torch_steps:
-            torch_rates["full_bf16"].append(time_torch(torch_steps["full_bf16"], args.steps, args.batch_size))
+            torch_rates["full_bf16"].append(time_torch(torch_steps["full_bf16"], args.steps, args.batch_size, device))
         network_rates.append(time_keras_steady(network, floats, labels, args.steps)[1])
-        torch_rates["network"].append(time_torch(torch_steps["network"], args.steps, args.batch_size))
+        torch_rates["network"].append(time_torch(torch_steps["network"], args.steps, args.batch_size, device))
         print(f"{name} repeat {repeat + 1}: " + ", ".join(f"{v} {r[-1]:.0f} (call {call_rates[v][-1]:.0f})"
                                                           for v, (_, r) in keras_runs.items())
               + f", torch {torch_rates['full'][-1]:.0f}"
@@ -405,7 +456,7 @@ def benchmark_model(args, name):
             "pytorch": summary(torch_rates["full"]),
             **({"pytorch_bf16": summary(torch_rates["full_bf16"])} if "full_bf16" in torch_rates else {}),
             "network_alone": {"keraszoo": summary(network_rates), "pytorch": summary(torch_rates["network"])},
-            "tf_threads": tf_threads, "torch_threads": torch.get_num_threads()}
+            "tf_threads": tf_threads, "torch_threads": torch.get_num_threads(), "torch_device": device}
 
 
 def benchmark_pipeline(args):
@@ -450,7 +501,7 @@ def table(results, pipeline, variants) -> str:
     for name, r in results.items():
         alone = r["network_alone"]
         threads = (f"{r['tf_threads']['intra_op']}/{r['tf_threads']['inter_op']}, {r['torch_threads']}"
-                   if "tf_threads" in r else "—")
+                   if r.get("tf_threads") else "—")
         alone_cells = (f"{alone['keraszoo']['median']:.0f} / {alone['pytorch']['median']:.0f} | "
                        f"{alone['keraszoo']['median'] / alone['pytorch']['median']:.2f}×")
         for variant in variants:
@@ -475,10 +526,27 @@ def table(results, pipeline, variants) -> str:
 
 
 def default_variants() -> list[str]:
-    """What --keras-variants times when not given: both precisions where the CNN recipe defaults to bfloat16."""
-    from keraszoo.training.distribute import native_bfloat16
+    """What --keras-variants times when not given: both precisions where the CNN recipe defaults to bfloat16
+    (TensorFlow on a CPU with bfloat16 units), and on a GPU (bfloat16 units, on any backend)."""
+    from keraszoo.training.distribute import native_bfloat16, uses_gpu
 
-    return ["bf16", "fp32"] if native_bfloat16() else ["fp32"]
+    if uses_gpu():
+        return ["bf16", "fp32"]
+    return ["bf16", "fp32"] if on_tensorflow() and native_bfloat16() else ["fp32"]
+
+
+def torch_device(args) -> str:
+    """Where the twins run: --torch-device, else the GPU when PyTorch sees one (Keras's backend then
+    runs there too), else the CPU."""
+    import torch
+
+    return args.torch_device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def keras_backend_and_devices() -> str:
+    from keraszoo.training.distribute import backend, devices
+
+    return f"{backend()} ({', '.join(devices())})"
 
 
 def main(args) -> int:
@@ -495,7 +563,10 @@ def main(args) -> int:
 
     env = environment()
     print(f"CPU: {env['cpu']}, {env['cpu_count']} cores; SIMD flags: {' '.join(env['cpu_flags']) or 'none found'}")
-    print(f"TensorFlow's oneDNN kernels: {'on' if onednn_enabled() else 'off (TF_ENABLE_ONEDNN_OPTS=0)'}; "
+    if env["gpus"]:
+        print(f"GPU: {', '.join(env['gpus'])}")
+    print((f"TensorFlow's oneDNN kernels: {'on' if onednn_enabled() else 'off (TF_ENABLE_ONEDNN_OPTS=0)'}"
+           if on_tensorflow() else f"Keras on {keras_backend_and_devices()}") + "; "
           f"PyTorch {torch.__version__}, {args.torch_threads or os.cpu_count()} threads"
           + (", networks under torch.compile" if args.torch_compile else ", eager"))
     args.keras_variants = args.keras_variants or default_variants()  # the children get them explicitly
@@ -506,7 +577,10 @@ def main(args) -> int:
             return 2
     check_twin_augmentation()
     results = benchmark_models(args)
-    pipeline = None if args.no_pipeline else benchmark_pipeline(args)
+    if not args.no_pipeline and not on_tensorflow():
+        print("note: the input pipeline is timed on TensorFlow only (its tf.data stream); skipped here.",
+              file=sys.stderr)
+    pipeline = None if args.no_pipeline or not on_tensorflow() else benchmark_pipeline(args)
     print(table(results, pipeline, args.keras_variants))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

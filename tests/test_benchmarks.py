@@ -48,13 +48,13 @@ def test_each_model_is_timed_by_a_child_process_with_the_same_settings():
     # TensorFlow takes its thread counts once per process, and the recipes' differ: one child per model.
     args = bench.parse_args(["--models", "cnn_bn", "vit", "--keras-variants", "fp32", "fp32_spe10", "--steps", "20",
                              "--repeats", "3", "--batch-size", "64", "--intra-op-threads", "2", "--torch-threads", "1",
-                             "--torch-without-metrics", "--torch-compile"])
+                             "--torch-without-metrics", "--torch-compile", "--torch-device", "cpu"])
     argv = bench.child_argv(args, "vit", "out.json")
     assert argv[0] == sys.executable and argv[1].endswith("train_throughput.py")
     child = bench.parse_args(argv[2:])
     assert child.models == ["vit"] and child.model_json == "out.json" and child.no_pipeline
     for setting in ("keras_variants", "steps", "repeats", "batch_size", "intra_op_threads", "inter_op_threads",
-                    "torch_threads", "torch_without_metrics", "torch_compile"):
+                    "torch_threads", "torch_without_metrics", "torch_compile", "torch_device"):
         assert getattr(child, setting) == getattr(args, setting), setting
     assert bench.parse_args(argv[2:4] + ["--model-json", "x"]).intra_op_threads is None  # the recipe's own
 
@@ -181,3 +181,62 @@ def test_onednn_primitives_sums_the_steady_steps_kernel_lines_per_step():
     assert "twin: no oneDNN kernel ran" in dnn.report({"twin": ({}, 5.0, "")}, args, "#")  # e.g. MKL's matmuls
     with pytest.raises(SystemExit, match="no steady steps"):
         dnn.kernel_times("crashed before the steps", steps=2)
+
+
+KERAS_SIDE_ON_JAX = """
+import sys
+
+class NoTensorFlow:  # as on the lent GPU machines (benchmarks/gpu_check.sh), which have JAX and PyTorch only
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "tensorflow_datasets"):
+            raise ImportError(f"{name} is blocked in this test")
+
+sys.meta_path.insert(0, NoTensorFlow())
+sys.path.insert(0, sys.argv[1])
+import train_throughput as bench
+
+assert bench.set_threads("mlp", bench.parse_args([])) is None and bench.default_variants() == ["fp32"]
+images, labels = bench.synthetic("cnn_bn", 16)
+model, _ = bench.keras_model("cnn_bn", "bf16", images, labels)
+assert model.dtype_policy.name == "mixed_bfloat16"  # on any device, not mixed_float16 on a GPU
+images, labels = bench.synthetic("mlp", 16)
+model, _ = bench.keras_model("mlp", "fp32", images, labels)
+call, steady = bench.time_keras_steady(model, images, labels, 4)
+assert call > 0 and steady > 0
+print("ok", bench.keras_backend_and_devices())
+"""
+
+
+def test_the_keras_side_runs_on_jax_without_tensorflow(tmp_path):
+    """gpu_check.sh times Keras on JAX where TensorFlow is missing: the models build from array splits,
+    a PyDataset repeats the batch, and the steady rate is measured (here on JAX's CPU)."""
+    pytest.importorskip("jax")
+    import os
+    import subprocess
+
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", KERAS_SIDE_ON_JAX, str(ROOT / "benchmarks")], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ok jax" in done.stdout
+
+
+def test_gpu_check_says_what_is_missing_in_one_line(tmp_path):
+    """Without the carried pack, or on a machine without a GPU, the script stops at once with one line
+    (in its output and in summary.txt), before any long step."""
+    import os
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi"):
+        pytest.skip("this machine has a GPU")
+    script = ROOT / "benchmarks" / "gpu_check.sh"
+    env = {**os.environ, "OUT": str(tmp_path / "out")}
+    env.pop("KERASZOO_GPU_CHECK_ON_CPU", None)
+    done = subprocess.run(["bash", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "error: no .pack/cifar10/train.npz" in done.stdout
+    (tmp_path / ".pack" / "cifar10").mkdir(parents=True)
+    (tmp_path / ".pack" / "cifar10" / "train.npz").write_bytes(b"")
+    done = subprocess.run(["bash", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "error: no GPU here" in done.stdout
+    assert (tmp_path / "out" / "summary.txt").read_text().startswith("error: no GPU here")

@@ -89,7 +89,6 @@ def build_model(config: MLPConfig, metadata):
     import keras
 
     from keraszoo.models import ModelPair, build_image_classifier, pixel_scaling
-    from keraszoo.models.manual_mlp import ManualMLP
     from keraszoo.models.mlp import build_mlp
 
     input_dim = 1
@@ -98,6 +97,8 @@ def build_model(config: MLPConfig, metadata):
     hidden_dim = config.hidden_dim or DEFAULT_HIDDEN[config.dataset]
     is_image = len(metadata.input_shape) == 3
     if config.implementation == "manual":
+        from keraszoo.models.manual_mlp import ManualMLP  # its train step is TensorFlow's; the Keras MLP needs none
+
         # Scaling and flattening happen inside the model, so both implementations take
         # the same raw inputs (uint8 digits for MNIST) and export the same signature.
         model = ManualMLP(input_dim=input_dim, hidden_dim=hidden_dim, num_classes=metadata.num_classes,

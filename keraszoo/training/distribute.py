@@ -201,11 +201,12 @@ def resolve_mixed_precision(config) -> bool:
 
 
 @contextmanager
-def precision(enabled: bool):
-    """Sets the mixed-precision policy for the models built inside, and restores the previous one."""
+def precision(enabled: bool, policy: str | None = None):
+    """Sets the mixed-precision policy (``policy``, default this device's) for the models built inside,
+    and restores the previous one."""
     previous = keras.config.dtype_policy()
     if enabled:
-        keras.config.set_dtype_policy(mixed_precision_policy())
+        keras.config.set_dtype_policy(policy or mixed_precision_policy())
     try:
         yield
     finally:
