@@ -83,7 +83,7 @@ def parse_args(argv=None):
                              "before 2026-11-29)")
     parser.add_argument("--torch-compile", action="store_true",
                         help="the twins' networks under torch.compile (TorchInductor, its default mode; compiled in "
-                             "the warm-up steps, outside the timings). Measured slower for the CNN on our CPUs "
+                             "the warm-up steps, outside the timings). Measured slower for all three models on our CPUs "
                              "(docs/performance.md), so the twins run eagerly by default")
     parser.add_argument("--intra-op-threads", type=int, metavar="N",
                         help="TensorFlow threads per op for every model (default: each recipe's own; 0: TensorFlow's "
