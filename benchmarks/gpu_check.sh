@@ -10,7 +10,7 @@
 #   python -m keraszoo pack --out .pack/cifar10                   # CIFAR-10, 18 MB
 #   python -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #       --platform manylinux_2_28_x86_64 -d .whl keras==3.15.1 namex optree   # the machine's Python is 3.12
-# then, with the device tool: command "bash benchmarks/gpu_check.sh", carry [".whl", ".pack"].
+# then, with the device tool: command "bash benchmarks/gpu_check.sh", carry [".whl", ".pack"], timeout_s 600.
 # Everything it measures comes back under $OUT: gpu.txt, throughput.log + train_throughput_gpu.json,
 # speedrun.log + the run's config.json, history.csv, metrics.json, and summary.txt.
 # STEPS, REPEATS, BUDGET_S and DEADLINE_S shorten it (a smoke run on a CPU with JAX: STEPS=4 REPEATS=1
@@ -42,8 +42,10 @@ elif [ -z "${KERASZOO_GPU_CHECK_ON_CPU:-}" ]; then
   exit 1
 fi
 
-# 1. Throughput: each model in a process of its own; the twins go to the GPU when PyTorch sees one.
-timeout $(( $(left) - ${BUDGET_S:-120} - 150 )) python3 benchmarks/train_throughput.py --keras-variants fp32 bf16 \
+# 1. Throughput: each model in a process of its own; the twins go to the GPU when PyTorch sees one. The
+# record is written after each model, so a timeout here keeps those done (the two targets first).
+timeout $(( $(left) - ${BUDGET_S:-120} - 150 )) python3 benchmarks/train_throughput.py --models cnn_bn vit mlp \
+  --keras-variants fp32 bf16 \
   --steps "${STEPS:-100}" --repeats "${REPEATS:-5}" --json "$OUT/train_throughput_gpu.json" 2>&1 | tee "$OUT/throughput.log"
 
 # 2. The speedrun: --budget-s seconds of training, validation after every epoch, test once at the end.

@@ -382,9 +382,10 @@ def summary(rates):
     return {"median": statistics.median(rates), "min": min(rates), "max": max(rates), "runs": rates}
 
 
-def benchmark_models(args):
+def benchmark_models(args, done_so_far=lambda results: None):
     """Each model timed by a child process of its own (``benchmark_model``): TensorFlow takes its thread
-    counts once per process, and the recipes' counts differ."""
+    counts once per process, and the recipes' counts differ. ``done_so_far`` gets the results after each
+    model (the record is written as it grows: a run stopped by a time limit keeps the models it timed)."""
     import subprocess
     import tempfile
 
@@ -396,6 +397,7 @@ def benchmark_models(args):
             if done.returncode:
                 raise SystemExit(f"error: timing {name} failed (status {done.returncode}, its messages are above).")
             results[name] = json.loads(Path(path).read_text())
+            done_so_far(results)
     return results
 
 
@@ -576,18 +578,22 @@ def main(args) -> int:
                   "call: choose a common multiple.", file=sys.stderr)
             return 2
     check_twin_augmentation()
-    results = benchmark_models(args)
+
+    def record(results, pipeline=None, complete=False):
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(
+                {"command": "python " + " ".join(sys.argv), "settings": vars(args),
+                 "environment": {**env, "torch": torch.__version__}, "complete": complete,
+                 "models": results, "pipeline_images_per_s": pipeline}, indent=2) + "\n")
+
+    results = benchmark_models(args, record)
     if not args.no_pipeline and not on_tensorflow():
         print("note: the input pipeline is timed on TensorFlow only (its tf.data stream); skipped here.",
               file=sys.stderr)
     pipeline = None if args.no_pipeline or not on_tensorflow() else benchmark_pipeline(args)
     print(table(results, pipeline, args.keras_variants))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(
-            {"command": "python " + " ".join(sys.argv), "settings": vars(args),
-             "environment": {**env, "torch": torch.__version__},
-             "models": results, "pipeline_images_per_s": pipeline}, indent=2) + "\n")
+    record(results, pipeline, complete=True)
     return 0
 
 

@@ -240,3 +240,22 @@ def test_gpu_check_says_what_is_missing_in_one_line(tmp_path):
     done = subprocess.run(["bash", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "error: no GPU here" in done.stdout
     assert (tmp_path / "out" / "summary.txt").read_text().startswith("error: no GPU here")
+
+
+def test_each_timed_model_is_handed_on_before_the_next_starts(monkeypatch):
+    """The record grows model by model, so a run cut short by a time limit (gpu_check.sh's) keeps what it timed."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    def child(argv, stdout=None):
+        name, path = argv[argv.index("--models") + 1], argv[argv.index("--model-json") + 1]
+        Path(path).write_text(json.dumps({"rate": name}))
+        return subprocess.CompletedProcess(argv, 0 if name != "vit" else 1)
+
+    monkeypatch.setattr(subprocess, "run", child)
+    seen = []
+    args = bench.parse_args(["--models", "mlp", "cnn_bn", "vit", "--keras-variants", "fp32"])
+    with pytest.raises(SystemExit, match="timing vit failed"):
+        bench.benchmark_models(args, lambda results: seen.append(list(results)))
+    assert seen == [["mlp"], ["mlp", "cnn_bn"]]
