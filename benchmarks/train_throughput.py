@@ -98,12 +98,17 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=30, help="timed steps per repetition (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=5, help="repetitions per framework (default: %(default)s)")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="timing processes per model, one after the other, their repetitions pooled: identical "
+                             "processes differed by about 10 %% here (default: %(default)s)")
     parser.add_argument("--pipeline-batches", type=int, default=100, help="batches timed for the input pipeline")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the input-pipeline measurement")
     parser.add_argument("--data-dir", help="TFDS data_dir (default: $TFDS_DATA_DIR)")
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--model-json", help=argparse.SUPPRESS)  # a child timing one model writes here
     args = parser.parse_args(argv)
+    if args.processes < 1:
+        parser.error("--processes must be >= 1")
     for flag in ("intra_op_threads", "inter_op_threads", "torch_threads"):
         value = getattr(args, flag)
         if value is not None and value < (1 if flag == "torch_threads" else 0):
@@ -392,13 +397,28 @@ def benchmark_models(args, done_so_far=lambda results: None):
     results = {}
     with tempfile.TemporaryDirectory() as folder:
         for name in args.models:
-            path = str(Path(folder) / f"{name}.json")
-            done = subprocess.run(child_argv(args, name, path), stdout=subprocess.DEVNULL)
-            if done.returncode:
-                raise SystemExit(f"error: timing {name} failed (status {done.returncode}, its messages are above).")
-            results[name] = json.loads(Path(path).read_text())
-            done_so_far(results)
+            for process in range(args.processes):
+                path = str(Path(folder) / f"{name}-{process}.json")
+                done = subprocess.run(child_argv(args, name, path), stdout=subprocess.DEVNULL)
+                if done.returncode:
+                    raise SystemExit(f"error: timing {name} failed (status {done.returncode}, its messages are above).")
+                child = json.loads(Path(path).read_text())
+                results[name] = pooled(results[name], child) if name in results else child
+                done_so_far(results)
     return results
+
+
+def pooled(first: dict, second: dict) -> dict:
+    """Two processes' results for one model as one: every summary's runs joined, median and range redone."""
+    out = {}
+    for key, value in first.items():
+        if isinstance(value, dict) and "runs" in value:
+            out[key] = summary(value["runs"] + second[key]["runs"])
+        elif isinstance(value, dict) and key in second:
+            out[key] = pooled(value, second[key])
+        else:
+            out[key] = value  # thread counts, device: the same in every process
+    return out
 
 
 def benchmark_model(args, name):

@@ -259,3 +259,30 @@ def test_each_timed_model_is_handed_on_before_the_next_starts(monkeypatch):
     with pytest.raises(SystemExit, match="timing vit failed"):
         bench.benchmark_models(args, lambda results: seen.append(list(results)))
     assert seen == [["mlp"], ["mlp", "cnn_bn"]]
+
+
+def test_processes_pool_their_repetitions(monkeypatch):
+    """--processes 2: each model timed by two children in turn, every summary over both children's runs."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    rates = iter([[100.0, 300.0], [200.0, 400.0]])
+
+    def child(argv, stdout=None):
+        runs = next(rates)
+        summary = bench.summary(runs)
+        Path(argv[argv.index("--model-json") + 1]).write_text(json.dumps(
+            {"keraszoo": {"fp32": summary}, "network_alone": {"keraszoo": summary, "pytorch": summary},
+             "tf_threads": {"intra_op": 0, "inter_op": 0}}))
+        return subprocess.CompletedProcess(argv, 0)
+
+    monkeypatch.setattr(subprocess, "run", child)
+    args = bench.parse_args(["--models", "cnn_bn", "--keras-variants", "fp32", "--processes", "2"])
+    result = bench.benchmark_models(args)["cnn_bn"]
+    assert result["keraszoo"]["fp32"] == {"median": 250.0, "min": 100.0, "max": 400.0,
+                                          "runs": [100.0, 300.0, 200.0, 400.0]}
+    assert result["network_alone"]["pytorch"]["median"] == 250.0
+    assert result["tf_threads"] == {"intra_op": 0, "inter_op": 0}
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--processes", "0"])
