@@ -167,9 +167,9 @@ def main(args) -> int:
               f"# CPU: {env['cpu']}, {env['cpu_count']} cores, flags {' '.join(env['cpu_flags'])}; TensorFlow "
               f"{env['tensorflow']}, PyTorch {torch.__version__}\n# command: python {shlex.join(sys.argv)}\n")
     text = report(results, args, header)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    from tf_op_profile import publish  # the op profiles' report writer: the terminal, and --out
+
+    publish(text, args.out)
     return 0
 
 

@@ -100,7 +100,7 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=5, help="repetitions per framework (default: %(default)s)")
     parser.add_argument("--processes", type=int, default=1,
                         help="timing processes per model, one after the other, their repetitions pooled: identical "
-                             "processes differed by about 10 %% here (default: %(default)s)")
+                             "processes' medians differed by up to 15 %% here (default: %(default)s)")
     parser.add_argument("--pipeline-batches", type=int, default=100, help="batches timed for the input pipeline")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the input-pipeline measurement")
     parser.add_argument("--data-dir", help="TFDS data_dir (default: $TFDS_DATA_DIR)")

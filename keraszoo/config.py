@@ -127,8 +127,8 @@ class TrainConfig(_InheritedDefaults):
     )
     intra_op_threads: int = option(
         0, "threads one TensorFlow op may use (0: TensorFlow's default, every core). 1 runs small ops side by side, "
-        "one core each: the MNIST ViT's epochs 5-20 %% faster on 2 cores, the CNN's slower (docs/performance.md). "
-        "TensorFlow only; set once per process"
+        "one core each: the MNIST ViT's epochs took 5 and 12 %% less time on 2 cores; the CNN's large convolutions "
+        "keep the default (docs/performance.md). TensorFlow only; set once per process"
     )
     inter_op_threads: int = option(
         0, "TensorFlow ops run side by side (0: TensorFlow's default, one per core). TensorFlow only; set once "

@@ -34,7 +34,7 @@ class MnistViTConfig(TrainConfig):
         # (docs/performance.md, issue #20).
         "intra_op_threads": option(1, "threads one TensorFlow op may use (0: TensorFlow's default, every core); "
                                       "1, the default here, runs this ViT's small ops side by side, one core "
-                                      "each: its epochs 5-20 %% faster on 2 cores (docs/performance.md). "
+                                      "each: its epochs took 5 and 12 %% less time in two 2-core comparisons (docs/performance.md). "
                                       "TensorFlow only"),
     }
     patch_size: int = option(7, "patch side in pixels (28 = 4 x 7 gives 16 patches)")
