@@ -12,7 +12,13 @@
     keraszoo serve [MODEL_ROOT]     serve saved_models/ over TensorFlow Serving's REST API
     keraszoo predict --model NAME IMAGE...   classify image files with a running server
 
-Training is done by the recipe scripts (``python recipes/<recipe>.py --help``).
+    keraszoo recipes                the recipes by name: train, study, tool
+    keraszoo train NAME [OPTIONS]   run a training recipe (keraszoo train NAME --help)
+    keraszoo study NAME [OPTIONS]   run a study: a recipe over a grid x seeds, then its tables
+    keraszoo tool NAME [OPTIONS]    make a figure from a trained model
+    keraszoo report STUDY --records DIR --out DIR   a study's tables and figures from its records
+
+``python recipes/NAME.py`` is the same as ``keraszoo train|study|tool NAME``.
 """
 
 from __future__ import annotations
@@ -21,6 +27,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from keraszoo.cli_recipes import add_commands as add_recipe_commands
+from keraszoo.cli_recipes import dispatch as dispatch_recipe
 
 DATASETS = ("mnist", "cifar10")
 
@@ -345,6 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands.add_parser("models", help="list the registered model builders").set_defaults(run=_models)
+    add_recipe_commands(commands)
     data = commands.add_parser(
         "data", help="check which datasets the data folder holds, or prepare them (online)",
         usage="keraszoo data [--data-dir DIR] [NAME ...]\n       keraszoo data prepare [--data-dir DIR] [NAME ...]",
@@ -429,7 +439,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    status = dispatch_recipe(argv)  # train/study/tool NAME: the options after NAME are the recipe's
+    if status is not None:
+        return status
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "report":  # the options keraszoo does not know go to the study
+        return args.run(args, extra)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     return args.run(args)
 
 

@@ -1,9 +1,8 @@
 #!/usr/bin/env python
-# The recipe is keraszoo/recipes/cifar10_cnn.py (importable); this script is its command line.
+# The command line of keraszoo.recipes.cifar10_cnn, the same as `keraszoo train cifar10_cnn` (keraszoo/recipes/registry.py).
 import sys
 
-from keraszoo.recipes import cifar10_cnn as recipe
-from keraszoo.training.command_line import cli_main
+from keraszoo.recipes.registry import run
 
 if __name__ == "__main__":
-    sys.exit(cli_main(recipe.main, recipe.Cifar10CNNConfig, recipe.__doc__))
+    sys.exit(run("cifar10_cnn"))

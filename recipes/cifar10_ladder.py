@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-# The study is keraszoo/recipes/cifar10_ladder.py (importable); this script is its command line.
+# The command line of keraszoo.recipes.cifar10_ladder, the same as `keraszoo study cifar10_ladder` (keraszoo/recipes/registry.py).
 import sys
 
-from keraszoo.recipes import cifar10_ladder
+from keraszoo.recipes.registry import run
 
 if __name__ == "__main__":
-    sys.exit(cifar10_ladder.main())
+    sys.exit(run("cifar10_ladder"))

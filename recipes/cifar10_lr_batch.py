@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-# The study is keraszoo/recipes/cifar10_lr_batch.py (importable); this script is its command line.
+# The command line of keraszoo.recipes.cifar10_lr_batch, the same as `keraszoo study cifar10_lr_batch` (keraszoo/recipes/registry.py).
 import sys
 
-from keraszoo.recipes import cifar10_lr_batch
+from keraszoo.recipes.registry import run
 
 if __name__ == "__main__":
-    sys.exit(cifar10_lr_batch.main())
+    sys.exit(run("cifar10_lr_batch"))

@@ -1,9 +1,8 @@
 #!/usr/bin/env python
-# The recipe is keraszoo/recipes/cifar10_speedrun.py (importable); this script is its command line.
+# The command line of keraszoo.recipes.cifar10_speedrun, the same as `keraszoo train cifar10_speedrun` (keraszoo/recipes/registry.py).
 import sys
 
-from keraszoo.recipes import cifar10_speedrun as recipe
-from keraszoo.training.command_line import cli_main
+from keraszoo.recipes.registry import run
 
 if __name__ == "__main__":
-    sys.exit(cli_main(recipe.main, recipe.SpeedrunConfig, recipe.__doc__))
+    sys.exit(run("cifar10_speedrun"))

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-# The study is keraszoo/recipes/cifar10_sweeps.py (importable); this script is its command line.
+# The command line of keraszoo.recipes.cifar10_sweeps, the same as `keraszoo study cifar10_sweeps` (keraszoo/recipes/registry.py).
 import sys
 
-from keraszoo.recipes import cifar10_sweeps
+from keraszoo.recipes.registry import run
 
 if __name__ == "__main__":
-    sys.exit(cifar10_sweeps.main())
+    sys.exit(run("cifar10_sweeps"))

@@ -1,13 +1,8 @@
 #!/usr/bin/env python
-# The tool is keraszoo/recipes/fully_convolutional_demo.py (importable); this script is its command line.
+# The command line of keraszoo.recipes.fully_convolutional_demo, the same as `keraszoo tool fully_convolutional_demo` (keraszoo/recipes/registry.py).
 import sys
 
-from keraszoo.recipes.fully_convolutional_demo import main, parse_args
+from keraszoo.recipes.registry import run
 
 if __name__ == "__main__":
-    args = parse_args()
-    try:
-        main(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(run("fully_convolutional_demo"))

@@ -1,9 +1,8 @@
 #!/usr/bin/env python
-# The recipe is keraszoo/recipes/mlp.py (importable); this script is its command line.
+# The command line of keraszoo.recipes.mlp, the same as `keraszoo train mlp` (keraszoo/recipes/registry.py).
 import sys
 
-from keraszoo.recipes import mlp as recipe
-from keraszoo.training.command_line import cli_main
+from keraszoo.recipes.registry import run
 
 if __name__ == "__main__":
-    sys.exit(cli_main(recipe.main, recipe.MLPConfig, recipe.__doc__))
+    sys.exit(run("mlp"))

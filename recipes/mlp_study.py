@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-# The study is keraszoo/recipes/mlp_study.py (importable); this script is its command line.
+# The command line of keraszoo.recipes.mlp_study, the same as `keraszoo study mlp_study` (keraszoo/recipes/registry.py).
 import sys
 
-from keraszoo.recipes import mlp_study
+from keraszoo.recipes.registry import run
 
 if __name__ == "__main__":
-    sys.exit(mlp_study.main())
+    sys.exit(run("mlp_study"))

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-# The study is keraszoo/recipes/mnist_dinov2_study.py (importable); this script is its command line.
+# The command line of keraszoo.recipes.mnist_dinov2_study, the same as `keraszoo study mnist_dinov2_study` (keraszoo/recipes/registry.py).
 import sys
 
-from keraszoo.recipes import mnist_dinov2_study
+from keraszoo.recipes.registry import run
 
 if __name__ == "__main__":
-    sys.exit(mnist_dinov2_study.main())
+    sys.exit(run("mnist_dinov2_study"))

@@ -1,9 +1,8 @@
 #!/usr/bin/env python
-# The recipe is keraszoo/recipes/mnist_vit_b16.py (importable); this script is its command line.
+# The command line of keraszoo.recipes.mnist_vit_b16, the same as `keraszoo train mnist_vit_b16` (keraszoo/recipes/registry.py).
 import sys
 
-from keraszoo.recipes import mnist_vit_b16 as recipe
-from keraszoo.training.command_line import cli_main
+from keraszoo.recipes.registry import run
 
 if __name__ == "__main__":
-    sys.exit(cli_main(recipe.main, recipe.MnistViTB16Config, recipe.__doc__))
+    sys.exit(run("mnist_vit_b16"))

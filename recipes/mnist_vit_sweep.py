@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-# The study is keraszoo/recipes/mnist_vit_sweep.py (importable); this script is its command line.
+# The command line of keraszoo.recipes.mnist_vit_sweep, the same as `keraszoo study mnist_vit_sweep` (keraszoo/recipes/registry.py).
 import sys
 
-from keraszoo.recipes import mnist_vit_sweep
+from keraszoo.recipes.registry import run
 
 if __name__ == "__main__":
-    sys.exit(mnist_vit_sweep.main())
+    sys.exit(run("mnist_vit_sweep"))

@@ -1,12 +1,8 @@
 #!/usr/bin/env python
-# The tool is keraszoo/recipes/vit_attention_maps.py (importable); this script is its command line.
+# The command line of keraszoo.recipes.vit_attention_maps, the same as `keraszoo tool vit_attention_maps` (keraszoo/recipes/registry.py).
 import sys
 
-from keraszoo.recipes.vit_attention_maps import main, parse_args
+from keraszoo.recipes.registry import run
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(parse_args()))
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(run("vit_attention_maps"))

@@ -17,7 +17,7 @@ FIXED = {"dataset": "circles", "implementation": "keras", "circles_train_size": 
 
 def test_grid_times_seeds_runs_in_processes_then_rerun_skips_what_finished(tmp_path, capsys):
     args = _args(tmp_path)
-    assert run_study(args, config_class=mlp.MLPConfig, main=mlp.main, grid=GRID, fixed=FIXED) == 0
+    assert run_study(args, recipe="mlp", grid=GRID, fixed=FIXED) == 0
     records = load_records(args.records)
     assert [r.name for r in records] == ["lr-0.1-seed0", "lr-0.1-seed1"]
     assert all(len(r.history) == 2 and r.config["learning_rate"] == 0.1 for r in records)
@@ -31,11 +31,26 @@ def test_grid_times_seeds_runs_in_processes_then_rerun_skips_what_finished(tmp_p
     assert rows[2].startswith("| lr-0.1 | 0, 1 | ") and " ± " in rows[2]
     assert rows[3] == "| lr-10 | not run yet | |"
 
-    # The same command again: every run is finished, so each is a no-op in-process (no training).
+    # The same command again: every run's finished record is there with the same options: nothing trains.
     capsys.readouterr()
-    assert run_study(_args(tmp_path, "--jobs", "1"), config_class=mlp.MLPConfig, main=mlp.main, grid=GRID,
-                     fixed=FIXED) == 0
+    again = lambda *extra: run_study(_args(tmp_path, "--jobs", "1", *extra), recipe="mlp", grid=GRID, fixed=FIXED)  # noqa: E731
+    assert again() == 0
+    assert "2 of 2 runs have their finished record" in capsys.readouterr().out
+    # Records gone, run folders there: each run is a no-op in-process that says so, and its record comes back.
+    import shutil
+
+    shutil.rmtree(tmp_path / "records")
+    assert again() == 0
     assert capsys.readouterr().out.count("finished already") == 2
+    assert len(load_records(args.records)) == 2
+    # A fresh checkout (run folders gone, records committed): still nothing trains.
+    shutil.rmtree(tmp_path / "runs")
+    assert again() == 0 and not (tmp_path / "runs").exists()
+    assert "2 of 2 runs have their finished record" in capsys.readouterr().out
+    # Other options than the record's: that run trains.
+    assert again("--epochs", "1", "--seeds", "0") == 0
+    assert "have their finished record" not in capsys.readouterr().out
+    assert len(load_records(args.records)[0].history) == 1
 
 
 def test_a_study_interrupted_midway_keeps_the_records_of_the_runs_that_finished(tmp_path):
@@ -47,13 +62,13 @@ def test_a_study_interrupted_midway_keeps_the_records_of_the_runs_that_finished(
 
     args = _args(tmp_path, "--jobs", "1")
     with pytest.raises(KeyboardInterrupt):
-        run_study(args, config_class=mlp.MLPConfig, main=main, grid=GRID, fixed=FIXED)
+        run_study(args, recipe="mlp", main=main, grid=GRID, fixed=FIXED)
     assert [r.name for r in load_records(args.records)] == ["lr-0.1-seed0"]
 
 
 def test_a_bad_grid_point_is_refused_before_anything_trains(tmp_path):
     with pytest.raises(SystemExit, match="lr-0-seed0: learning_rate=0.0 is out of range"):
-        run_study(_args(tmp_path), config_class=mlp.MLPConfig, main=mlp.main,
+        run_study(_args(tmp_path), recipe="mlp",
                   grid={**GRID, "lr-0": {"learning_rate": 0.0}}, fixed=FIXED)
     assert not (tmp_path / "runs").exists()
 
@@ -65,7 +80,7 @@ def test_a_diverged_run_is_kept_as_a_result_with_its_error(tmp_path):
 
     args = _args(tmp_path, "--seeds", "0", "--epochs", "3")
     grid = {"lr-1e30": {"learning_rate": 1e30, "activation": "linear"}}  # tanh would saturate, staying finite
-    assert run_study(args, config_class=mlp.MLPConfig, main=mlp.main, grid=grid, fixed=FIXED) == 1
+    assert run_study(args, recipe="mlp", grid=grid, fixed=FIXED) == 1
     assert load_records(args.records) == []
     [failed] = load_failed(args.records)
     assert failed.name == "lr-1e30-seed0" and failed.config["learning_rate"] == 1e30

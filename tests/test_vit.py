@@ -159,7 +159,7 @@ def test_class_token_attention_follows_the_models_own_forward_pass(data_dir, tmp
     model.save(tmp_path / "vit.keras")
     args = tool.parse_args(["--model", str(tmp_path / "vit.keras"), "--count", "2", "--data-dir", data_dir,
                             "--output", str(tmp_path / "maps.png")])
-    assert tool.main(args) == 0 and (tmp_path / "maps.png").stat().st_size > 10_000
+    assert tool.draw(args) == 0 and (tmp_path / "maps.png").stat().st_size > 10_000
 
 
 def test_without_positions_the_vit_cannot_tell_where_patches_are():

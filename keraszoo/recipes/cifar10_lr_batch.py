@@ -181,10 +181,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     status = 0
     if not args.report_only:
-        from keraszoo.recipes import cifar10_cnn
         from keraszoo.training.study import run_study
 
-        status = run_study(args, config_class=cifar10_cnn.Cifar10CNNConfig, main=cifar10_cnn.main,
+        status = run_study(args, recipe="cifar10_cnn",
                            grid=grid(args.series), fixed={"variant": "baseline", "evaluate_at_init": False})
     print(report(args.records, Path(args.figures)))
     return status

@@ -162,12 +162,11 @@ def main(argv=None) -> int:
     points = grid(args.factors, args.values)  # a bad --values is refused even with --report-only
     status = 0
     if not args.report_only:
-        from keraszoo.recipes import cifar10_cnn
         from keraszoo.training.study import run_study
 
         fixed = {"variant": "batchnorm", "evaluate_at_init": False, "epochs": EPOCHS,
                  "train_split": f"train[:{TRAIN_SIZE}]"}
-        status = run_study(args, config_class=cifar10_cnn.Cifar10CNNConfig, main=cifar10_cnn.main,
+        status = run_study(args, recipe="cifar10_cnn",
                            grid=points, fixed=fixed)
     print(report(args.records, Path(args.figures), args.figure_prefix))
     return status

@@ -13,7 +13,6 @@ examples:
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import keraszoo  # noqa: F401  before TensorFlow, whose CPU kernels it chooses (keraszoo/__init__.py)
@@ -36,7 +35,15 @@ def parse_args(argv=None):
     return args
 
 
-def main(args) -> dict:
+def main(argv=None) -> int:
+    """The command line: one line and status 2 for a missing model or data, or a bad value."""
+    from keraszoo.training.command_line import tool_main
+
+    args = parse_args(argv)
+    return tool_main(lambda: draw(args))
+
+
+def draw(args) -> dict:
     import numpy as np
 
     from keraszoo.analysis import receptive_fields, to_fully_convolutional

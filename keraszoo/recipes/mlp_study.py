@@ -149,14 +149,14 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     status = 0
     if not args.report_only:
-        from keraszoo.recipes import mlp
         from keraszoo.training.study import run_study
 
-        status = run_study(args, config_class=mlp.MLPConfig, main=mlp.main, grid=grid(args.only, args.studies))
+        status = run_study(args, recipe="mlp", grid=grid(args.only, args.studies))
     rows = summarize(load_records(args.records))
-    Path(args.records).mkdir(parents=True, exist_ok=True)
-    summary = [{k: v for k, v in r.items() if k != "history"} for r in rows]
-    (Path(args.records) / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    if not args.report_only:  # a report reads the records folder, never writes into it
+        Path(args.records).mkdir(parents=True, exist_ok=True)
+        summary = [{k: v for k, v in r.items() if k != "history"} for r in rows]
+        (Path(args.records) / "summary.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     plot(rows, Path(args.figures))
     print(tables(rows))
     return status

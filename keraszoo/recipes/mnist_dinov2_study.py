@@ -19,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from keraszoo.training.study import mean_std
+
 RECORDS = Path("docs/records/mnist_dinov2")
-FIGURE = Path("docs/images/mnist_dinov2_sizes.png")
+FIGURE_NAME = "mnist_dinov2_sizes.png"
 
 
 def parse_args(argv=None):
@@ -34,7 +36,10 @@ def parse_args(argv=None):
     parser.add_argument("--scratch-max-size", type=int, default=10000,
                         help="largest N trained from scratch (the full-data run is docs/records/mnist_vit_default)")
     parser.add_argument("--report-only", action="store_true", help="table and figure from --records only")
-    parser.add_argument("--records", default=str(RECORDS))
+    parser.add_argument("--records", default=str(RECORDS), help="one folder per run (default: %(default)s)")
+    parser.add_argument("--scratch-full-record", default="docs/records/mnist_vit_default",
+                        help="the from-scratch recipe's full-data run, the table's last row (default: %(default)s)")
+    parser.add_argument("--figures", default="docs/images", help=f"where {FIGURE_NAME} goes (default: %(default)s)")
     parser.add_argument("--data-dir")
     return parser.parse_args(argv)
 
@@ -62,7 +67,7 @@ def run_scratch(args) -> None:
             if (folder / "metrics.json").is_file():
                 continue
             run = Path("runs") / "mnist_dinov2_study" / folder.name
-            command = [sys.executable, "recipes/mnist_vit.py", "--train-split", f"train[:{size}]", "--seed", str(seed),
+            command = [sys.executable, "-m", "keraszoo", "train", "mnist_vit", "--train-split", f"train[:{size}]", "--seed", str(seed),
                        "--output", str(run), "--no-export", "--verbose", "2"]
             if args.data_dir:
                 command += ["--data-dir", args.data_dir]
@@ -73,39 +78,40 @@ def run_scratch(args) -> None:
                 shutil.copy(run / name, folder / name)
 
 
-def _load(records: Path) -> dict:
+def _load(records: Path, full_record: Path) -> dict:
+    """{(kind, N): {seed: test accuracy}} from the records' folder names (``probe-n100-seed0``)."""
     rows = {}
     for metrics_file in sorted(records.glob("*/metrics.json")):
-        kind, size, _ = metrics_file.parent.name.split("-")
+        kind, size, seed = metrics_file.parent.name.split("-")
         metrics = json.loads(metrics_file.read_text())
-        rows.setdefault((kind, int(size[1:])), []).append(metrics["test_accuracy"])
+        rows.setdefault((kind, int(size[1:])), {})[int(seed[4:])] = metrics["test_accuracy"]
+    if (full_record / "metrics.json").is_file():  # the from-scratch recipe on the whole training split
+        metrics = json.loads((full_record / "metrics.json").read_text())
+        rows[("scratch", 60000)] = {metrics.get("seed", 0): metrics["test_accuracy"]}
     return rows
 
 
 def report(args) -> str:
-    rows = _load(Path(args.records))
-    full = Path("docs/records/mnist_vit_default/metrics.json")
-    if full.is_file():  # the from-scratch recipe on the whole training split, seed 0
-        rows[("scratch", 60000)] = [json.loads(full.read_text())["test_accuracy"]]
+    """The table of docs/vit_pretrained.md (mean ± sample std over seeds) and its figure."""
+    rows = _load(Path(args.records), Path(args.scratch_full_record))
     sizes = sorted({size for _, size in rows})
     lines = ["| labelled training images | pretrained DINOv2 probe (112 px) | ViT from scratch (default recipe) |",
              "|---|---|---|"]
 
     def cell(kind, size):
-        values = rows.get((kind, size))
-        if not values:
+        by_seed = rows.get((kind, size))
+        if not by_seed:
             return "not run"
-        mean = 100 * np.mean(values)
-        return f"{mean:.2f} ± {100 * np.std(values):.2f} % ({len(values)} seeds)" if len(values) > 1 else \
-            f"{mean:.2f} % (1 seed)"
+        seeds = ", ".join(map(str, sorted(by_seed)))
+        return f"{mean_std(by_seed.values()).split(' (')[0]} % (seed{'s' if len(by_seed) > 1 else ''} {seeds})"
 
     for size in sizes:
         lines.append(f"| {size:,} | {cell('probe', size)} | {cell('scratch', size)} |")
-    _figure(rows)
+    _figure(rows, Path(args.figures) / FIGURE_NAME)
     return "\n".join(lines)
 
 
-def _figure(rows) -> None:
+def _figure(rows, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -117,8 +123,8 @@ def _figure(rows) -> None:
         sizes = sorted(size for k, size in rows if k == kind)
         if not sizes:
             continue
-        means = [100 * np.mean(rows[(kind, s)]) for s in sizes]
-        stds = [100 * np.std(rows[(kind, s)]) for s in sizes]
+        means = [100 * np.mean(list(rows[(kind, s)].values())) for s in sizes]
+        stds = [100 * np.std(list(rows[(kind, s)].values()), ddof=1) if len(rows[(kind, s)]) > 1 else 0 for s in sizes]
         ax.errorbar(sizes, means, yerr=stds, marker=marker, capsize=3, label=label)
     ax.set_xscale("log")
     ax.set_xlabel("labelled training images (log scale)")
@@ -127,8 +133,8 @@ def _figure(rows) -> None:
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title("Pretraining and the number of labels")
     fig.tight_layout()
-    FIGURE.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(FIGURE, dpi=110)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -140,7 +146,7 @@ def main(argv=None) -> int:
         if "scratch" in args.parts:
             run_scratch(args)
     print(report(args))
-    print(f"figure: {FIGURE}")
+    print(f"figure: {Path(args.figures) / FIGURE_NAME}")
     return 0
 
 

@@ -136,10 +136,9 @@ def main(argv=None) -> int:
     points = grid(args.factors, args.values)  # a bad --values is refused even with --report-only
     status = 0
     if not args.report_only:
-        from keraszoo.recipes import mnist_vit
         from keraszoo.training.study import run_study
 
-        status = run_study(args, config_class=mnist_vit.MnistViTConfig, main=mnist_vit.main,
+        status = run_study(args, recipe="mnist_vit",
                            grid=points, fixed={"warmup_epochs": args.warmup_epochs})
     print(report(load_records(args.records, "h*-p*-l*-seed*"), Path(args.figures), args.figure_prefix))
     return status

@@ -14,7 +14,6 @@ examples:
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import keraszoo  # noqa: F401  before TensorFlow, whose CPU kernels it chooses (keraszoo/__init__.py)
@@ -82,7 +81,15 @@ def render(maps, images, labels, patch_size: int, path: Path, title: str) -> Non
     plt.close(fig)
 
 
-def main(args) -> int:
+def main(argv=None) -> int:
+    """The command line: one line and status 2 for a missing model or data, or a bad value."""
+    from keraszoo.training.command_line import tool_main
+
+    args = parse_args(argv)
+    return tool_main(lambda: draw(args))
+
+
+def draw(args) -> int:
     import numpy as np
 
     from keraszoo.analysis.attention import class_token_attention

@@ -27,11 +27,27 @@ def cli_main(main: Callable, config_class: type, description: str, argv=None) ->
     its way (loss diverged, damaged data, disk full) returns 1.
     """
     config = parse_config(config_class, argv, description=description)
-    return guarded(lambda: main(config), strategy=config.strategy, threads=threads_of(config))
+    return guarded(lambda: main(config), strategy=getattr(config, "strategy", "default"), threads=threads_of(config))
 
 
-def threads_of(config: TrainConfig) -> tuple[int, int]:
-    """(intra-op, inter-op) TensorFlow threads a recipe's config asks for: ``guarded``'s ``threads``."""
+def tool_main(run: Callable[[], object]) -> int:
+    """A tool recipe's ``run()`` (a figure from a trained model): a missing model or data folder, or a bad
+    value, is one line and status 2, not a traceback."""
+    from keraszoo.errors import DatasetNotFoundError
+
+    try:
+        run()
+    except (ValueError, FileNotFoundError, DatasetNotFoundError, KeraszooError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def threads_of(config) -> tuple[int, int] | None:
+    """(intra-op, inter-op) TensorFlow threads a recipe's config asks for: ``guarded``'s ``threads``
+    (None, TensorFlow's own, for a config without them)."""
+    if not isinstance(config, TrainConfig):
+        return None
     return config.intra_op_threads, config.inter_op_threads
 
 

@@ -3,22 +3,23 @@
 A study script names its recipe, its grid (``{group: {option: value}}``) and what it
 reports; this module does the rest, the same way for every study:
 
-- each (group, seed) trains with the recipe's ``main`` into ``--runs/<group>-seed<seed>/``.
-  Runs are resumable and a finished run is a no-op (``keraszoo.training.run_folder``), so
-  the same command after a kill goes on where it stopped;
+- each (group, seed) trains with the training recipe it names (``keraszoo.recipes.registry``) into
+  ``--runs/<group>-seed<seed>/``. Runs are resumable and a finished run is a no-op
+  (``keraszoo.training.run_folder``), so the same command after a kill goes on where it stopped;
+  a run whose finished record is already in ``--records`` with the same options is skipped even
+  when its run folder is gone (a fresh checkout of the repository, which commits the records);
 - ``--jobs N`` trains N runs at once, each in its own process (its log in ``--runs/<group>-seed<seed>.log``);
 - each finished run's small record (config, history, metrics, curves) is copied, as soon as the run ends, to
   ``--records/<group>-seed<seed>/``, the files committed under docs/records;
 - ``load_records`` reads them back, ``summary_table`` and ``mean_std`` tabulate groups
   over seeds, ``plot_groups`` draws one curve per run, coloured by group.
 
-``python -m keraszoo.training.study MODULE:CONFIG JSON`` is one run of a ``--jobs`` study.
+``python -m keraszoo.training.study RECIPE JSON`` is one run of a ``--jobs`` study.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import shutil
@@ -101,14 +102,19 @@ def plan(grid: dict[str, dict], seeds: Sequence[int]) -> list[Run]:
     return [Run(group, seed, options) for seed in seeds for group, options in grid.items()]
 
 
-def run_study(args: argparse.Namespace, *, config_class: type, main: Callable, grid: dict[str, dict],
-              fixed: dict | None = None) -> int:
+def run_study(args: argparse.Namespace, *, recipe: str, grid: dict[str, dict], fixed: dict | None = None,
+              main: Callable | None = None) -> int:
     """Trains every run of ``grid`` x ``args.seeds`` that has not finished and copies the records.
 
-    ``fixed`` options apply to every run; a grid point's own options win over them, and the command
-    line's (--epochs, --train-split, ...) over both. Returns 0, or 1 when a run failed (the others
-    still ran; each failure is named).
+    ``recipe`` names the training recipe (``keraszoo.recipes.registry``) every run is. ``fixed`` options
+    apply to every run; a grid point's own options win over them, and the command line's (--epochs,
+    --train-split, ...) over both. ``main`` replaces the recipe's ``main`` in this process (tests).
+    Returns 0, or 1 when a run failed (the others still ran; each failure is named).
     """
+    from keraszoo.recipes.registry import get_recipe
+
+    config_class = get_recipe(recipe, "train").config_class()
+    main = main or get_recipe(recipe).module.main
     if (args.epochs is not None and args.epochs < 1) or args.jobs < 1:
         raise SystemExit("error: --epochs and --jobs must be >= 1.")
     common = {key: value for key, value in {
@@ -123,6 +129,12 @@ def run_study(args: argparse.Namespace, *, config_class: type, main: Callable, g
                                                 "output": str(Path(args.runs) / run.name)})
         except ValueError as error:
             raise SystemExit(f"error: {run.name}: {error}") from None
+    recorded = [run for run in runs if _recorded(Path(args.records) / run.name, configs[run.name])]
+    if recorded:
+        print(f"{len(recorded)} of {len(runs)} runs have their finished record in {args.records} already: skipped "
+              f"({', '.join(run.name for run in recorded)}).", flush=True)
+        runs = [run for run in runs if run not in recorded]
+
     def keep(run: Run, ok: bool) -> None:
         # As each run ends, not after the last: a study killed hours in keeps its finished runs' records.
         run_dir, record_dir = Path(args.runs) / run.name, Path(args.records) / run.name
@@ -136,7 +148,7 @@ def run_study(args: argparse.Namespace, *, config_class: type, main: Callable, g
     if args.jobs == 1:
         failed = _run_in_process(runs, configs, main, keep)
     else:
-        failed = _run_in_processes(runs, configs, args.jobs, keep)
+        failed = _run_in_processes(runs, configs, args.jobs, keep, recipe)
     if failed:
         print(f"failed: {', '.join(failed)} (see the messages above, or <run>.log with --jobs); rerun the same command to "
               "retry them, the others are skipped.", file=sys.stderr)
@@ -155,7 +167,23 @@ def _run_in_process(runs: list[Run], configs: dict, main: Callable, keep: Callab
     return failed
 
 
-def _run_in_processes(runs: list[Run], configs: dict, jobs: int, keep: Callable) -> list[str]:
+def _recorded(record_dir: Path, config) -> bool:
+    """A finished run's record with the same options as ``config`` (where it ran aside): nothing to train."""
+    from keraszoo.training.resume import changed_fields
+
+    try:
+        saved = run_record.read_json(record_dir / run_record.CONFIG_FILE)
+        run_record.read_json(record_dir / run_record.METRICS_FILE)
+    except (OSError, ValueError):
+        return False
+    # Where it ran (folder, data copy) is not what it computed; an unset precision took the recorded one.
+    wanted = {**config.to_dict(), "output": saved.get("output"), "data_dir": saved.get("data_dir")}
+    if wanted.get("mixed_precision") is None:
+        wanted["mixed_precision"] = saved.get("mixed_precision")
+    return saved.get("epochs") == config.epochs and not changed_fields(saved, wanted)
+
+
+def _run_in_processes(runs: list[Run], configs: dict, jobs: int, keep: Callable, recipe: str) -> list[str]:
     """One process per run: separate Keras states and seeds; a GPU interleaves their small kernels."""
     env = {**os.environ, "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}  # JAX takes 75 % per process
     pending, running, failed = list(runs), {}, []
@@ -167,8 +195,7 @@ def _run_in_processes(runs: list[Run], configs: dict, jobs: int, keep: Callable)
             log_path = Path(f"{config.output}.log")  # beside the run folder: only the run writes in it
             log_path.parent.mkdir(parents=True, exist_ok=True)
             log = open(log_path, "a")
-            target = f"{type(config).__module__}:{type(config).__qualname__}"
-            command = [sys.executable, "-m", "keraszoo.training.study", target, json.dumps(config.to_dict())]
+            command = [sys.executable, "-m", "keraszoo.training.study", recipe, json.dumps(config.to_dict())]
             running[run.name] = (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env), log)
             print(f"started {run.name} -> {config.output} (log: {log_path})", flush=True)
         time.sleep(1)
@@ -296,12 +323,13 @@ def plot_groups(groups: dict[str, list[Record]], path: str | Path, *, title: str
 
 
 def _worker(argv: list[str]) -> int:
-    """One run of a --jobs study: ``MODULE:CONFIG`` and the config as JSON."""
-    target, config_json = argv
-    module_name, class_name = target.split(":")
-    module = importlib.import_module(module_name)
-    config = getattr(module, class_name).from_dict(json.loads(config_json))
-    return guarded(lambda: module.main(config), strategy=config.strategy, threads=threads_of(config))
+    """One run of a --jobs study: the training recipe's name and the config as JSON."""
+    from keraszoo.recipes.registry import get_recipe
+
+    name, config_json = argv
+    recipe = get_recipe(name, "train")
+    config = recipe.config_class().from_dict(json.loads(config_json))
+    return guarded(lambda: recipe.module.main(config), strategy=config.strategy, threads=threads_of(config))
 
 
 if __name__ == "__main__":
