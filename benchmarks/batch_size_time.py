@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     from keraszoo.config import TrainConfig
     from keraszoo.data import dataset_metadata, read_split
     from keraszoo.recipes.cifar10_cnn import Cifar10CNNConfig, build_models
-    from keraszoo.training.run_record import environment
+    from keraszoo.training.hardware import environment
     from keraszoo.training.trainer import compile_classifier
 
     metadata = dataset_metadata("cifar10", data_dir=args.data_dir)

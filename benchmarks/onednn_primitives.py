@@ -149,7 +149,7 @@ def main(args) -> int:
     except ImportError:
         print("error: this benchmark needs PyTorch: pip install 'keraszoo[bench]'", file=sys.stderr)
         return 2
-    from keraszoo.training.run_record import environment
+    from keraszoo.training.hardware import environment
 
     results = {}
     for framework in ("tensorflow", "pytorch"):

@@ -132,7 +132,7 @@ def main(args) -> int:
     import tensorflow as tf
 
     from keraszoo.export import load_serving_fn, resolve_version_dir
-    from keraszoo.training.run_record import environment
+    from keraszoo.training.hardware import environment
 
     version_dir = resolve_version_dir(Path(args.model_root) / args.model)
     serve = load_serving_fn(version_dir)

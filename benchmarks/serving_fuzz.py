@@ -98,7 +98,7 @@ def main(args) -> int:
     import tensorflow as tf
 
     from keraszoo.export import load_serving_fn, resolve_version_dir
-    from keraszoo.training.run_record import environment
+    from keraszoo.training.hardware import environment
 
     serve = load_serving_fn(resolve_version_dir(Path(args.model_root) / args.model))
     images = np.random.default_rng(args.seed).integers(0, 256, (64, 32, 32, 3), dtype=np.uint8)

@@ -107,7 +107,7 @@ def main(args) -> int:
         print(json.dumps(child(args.child, args.steps)))
         return 0
     import keraszoo  # noqa: F401  (the environment: oneDNN chosen before TensorFlow)
-    from keraszoo.training.run_record import environment
+    from keraszoo.training.hardware import environment
 
     env = environment()
     print(f"CPU: {env['cpu']}, {env['cpu_count']} cores; SIMD flags: {' '.join(env['cpu_flags']) or 'none found'}")

@@ -105,7 +105,7 @@ def main(args) -> int:
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-    from keraszoo.training.run_record import environment
+    from keraszoo.training.hardware import environment
 
     bench.set_threads(args.model, args)
     images, labels = bench.synthetic(args.model, args.batch_size)

@@ -45,7 +45,7 @@ def main(args) -> int:
     except ImportError:
         print("error: this profile needs PyTorch: pip install 'keraszoo[bench]'", file=sys.stderr)
         return 2
-    from keraszoo.training.run_record import environment
+    from keraszoo.training.hardware import environment
 
     torch.set_num_threads(args.threads)
     images, labels = bench.synthetic(args.model, args.batch_size)

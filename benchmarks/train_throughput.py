@@ -581,7 +581,7 @@ def main(args) -> int:
     if args.model_json:  # a child process: one model, results to the parent
         Path(args.model_json).write_text(json.dumps(benchmark_model(args, args.models[0])))
         return 0
-    from keraszoo.training.run_record import environment, onednn_enabled
+    from keraszoo.training.hardware import environment, onednn_enabled
 
     env = environment()
     print(f"CPU: {env['cpu']}, {env['cpu_count']} cores; SIMD flags: {' '.join(env['cpu_flags']) or 'none found'}")

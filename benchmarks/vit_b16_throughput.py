@@ -47,7 +47,7 @@ def main(args) -> int:
     import tensorflow as tf
 
     from keraszoo.data import DatasetMetadata
-    from keraszoo.training.run_record import environment
+    from keraszoo.training.hardware import environment
     from keraszoo.training.trainer import compile_classifier
 
     from keraszoo.recipes import mnist_vit_b16 as recipe

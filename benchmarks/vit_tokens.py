@@ -52,7 +52,7 @@ def main(args) -> int:
     import numpy as np
 
     from keraszoo.models.vit import build_vit, num_tokens
-    from keraszoo.training.run_record import environment
+    from keraszoo.training.hardware import environment
 
     rng = np.random.default_rng(0)
     images = rng.uniform(size=(args.batch_size, 28, 28, 1)).astype("float32")

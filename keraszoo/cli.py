@@ -46,7 +46,7 @@ def _models(args) -> int:
 def _data(args) -> int:
     from keraszoo.data import DatasetNotFoundError, dataset_metadata
     from keraszoo.data.folder import data_folder
-    from keraszoo.data.tfds_data import _prepared_builder
+    from keraszoo.data.tfds_data import prepared_builder
 
     if args.datasets[:1] == ["prepare"]:
         return _prepare(args.datasets[1:] or list(DATASETS), args.data_dir)
@@ -60,7 +60,7 @@ def _data(args) -> int:
             missing += 1
             print(f"  {name:<10} missing: {error}")
             continue
-        splits = _prepared_builder(name, data_dir).info.splits
+        splits = prepared_builder(name, data_dir).info.splits
         sizes = ", ".join(f"{split} {info.num_examples:,}" for split, info in sorted(splits.items()))
         print(f"  {name:<10} {metadata.version:<7} image {metadata.input_shape}  "
               f"{metadata.num_classes} classes  {sizes}")

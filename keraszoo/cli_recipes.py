@@ -91,9 +91,15 @@ def _report(args, extra: list[str]) -> int:
         print(f"error: cannot create --out {out}: {error.strerror}.", file=sys.stderr)
         return 2
     printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        status = recipe.run(["--report-only", "--records", str(records), "--figures", str(out), *extra],
-                            prog=f"keraszoo report {recipe.name}")
+    try:
+        with contextlib.redirect_stdout(printed):
+            status = recipe.run(["--report-only", "--records", str(records), "--figures", str(out), *extra],
+                                prog=f"keraszoo report {recipe.name}")
+    except (ValueError, KeyError, OSError) as error:  # a damaged or foreign record: say which, no traceback
+        print(f"error: cannot report {recipe.name} from {records}: {type(error).__name__}: {error} (a record there "
+              "is damaged or is not one of this study's; each run folder holds config.json, metrics.json and "
+              "history.csv).", file=sys.stderr)
+        return 2
     text = printed.getvalue()
     (out / f"{recipe.name}.md").write_text(text)
     print(text, end="")

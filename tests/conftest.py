@@ -16,7 +16,7 @@ RECIPES = ROOT / "recipes"
 def _data_dir() -> Path | None:
     for candidate in (os.environ.get("TFDS_DATA_DIR"), ROOT.parent / "shared" / "tensorflow_datasets"):
         if candidate and (Path(candidate) / "cifar10").is_dir():
-            return Path(candidate)
+            return Path(candidate).resolve()  # as keraszoo says it (../shared may be a link)
     return None
 
 

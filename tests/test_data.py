@@ -40,9 +40,9 @@ def test_cifar10_batches_are_uint8_images_and_int_labels(data_dir):
 def test_fast_reader_gives_tfds_own_examples_in_tfds_order(data_dir, name, split):
     # read_split parses the TFRecords a batch at a time instead of through builder.as_dataset: the
     # examples, their order, slices and dtypes must be exactly TFDS's.
-    from keraszoo.data.tfds_data import _prepared_builder, _records
+    from keraszoo.data.tfds_data import prepared_builder, _records
 
-    builder = _prepared_builder(name, data_dir)
+    builder = prepared_builder(name, data_dir)
     want = list(builder.as_dataset(split=split, as_supervised=True, shuffle_files=False).as_numpy_iterator())
     got = list(read_split(name, split, data_dir=data_dir).examples.as_numpy_iterator())
     assert _records(builder, split) is not None and len(got) == len(want)

@@ -57,27 +57,25 @@ def _config(preset, tmp_path, data_dir, **overrides):
     from keraszoo.recipes.mnist_dinov2 import DinoTransferConfig
 
     # 56 px: 4x4 patches, so that the whole recipe runs in seconds on a CPU.
-    return DinoTransferConfig(preset=str(preset), image_size=56, train_split="train[:200]",
-                              validation_split="train[200:300]", test_split="test[:100]", data_dir=data_dir,
-                              features_cache=str(tmp_path / "features"), output=str(tmp_path / "run"),
-                              export_dir=str(tmp_path / "saved_models"), **overrides)
+    return DinoTransferConfig(**{**dict(
+        preset=str(preset), image_size=56, train_split="train[:200]", validation_split="train[200:300]",
+        test_split="test[:100]", data_dir=data_dir, features_cache=str(tmp_path / "features"),
+        output=str(tmp_path / "run"), export_dir=str(tmp_path / "saved_models"), verbose="0"), **overrides})
 
 
 @pytest.mark.slow  # ~40 s (tokens of three splits, an 88 MB export and its reload): the default suite stays under 10 min
-def test_the_probe_chooses_on_validation_and_exports_the_whole_model(converted, tmp_path, data_dir, monkeypatch):
+def test_the_probe_exports_the_whole_model_answering_as_the_head_on_tokens(converted, tmp_path, data_dir, monkeypatch):
     from keraszoo.recipes import mnist_dinov2
 
     _, preset, _ = converted
-    config = _config(preset, tmp_path, data_dir, train_size=50, l2="0,1e-2", epochs=20, export=True)
+    config = _config(preset, tmp_path, data_dir, train_size=50, l2=0.0, epochs=5)
     metrics = mnist_dinov2.main(config)
-    assert metrics["train_examples"] == 50 and [c["l2"] for c in metrics["candidates"]] == [0.0, 1e-2]
-    best = max(metrics["candidates"], key=lambda c: c["val_accuracy"])
-    assert metrics["chosen_l2"] == best["l2"] and metrics["val_accuracy"] == best["val_accuracy"]
+    assert metrics["train_examples"] == 50 and metrics["mode"] == "probe" and metrics["epochs"] == 5
     assert metrics["test_accuracy"] > 0.2  # 50 digits, frozen features: well above chance (0.1)
     assert sorted(p.name for p in (tmp_path / "features").iterdir()) == sorted(
         f"dinov2_small-{mnist_dinov2._preset_id(Path(preset))}-56px-{s}.npz"
         for s in ("train_-200", "train_200-300", "test_-100"))
-    # The SavedModel takes raw uint8 digits and answers as the frozen-feature head did on the test split.
+    # The SavedModel takes raw uint8 digits and answers as the head on cached tokens did on the test split.
     from keraszoo.data import read_split
 
     images, labels = next(iter(read_split("mnist", "test[:100]", data_dir=data_dir).batches(batch_size=100)))
@@ -89,30 +87,55 @@ def test_the_probe_chooses_on_validation_and_exports_the_whole_model(converted, 
     # Each weight stored once (the backbone alone is 88 MB in float32).
     stored = sum(f.stat().st_size for f in (Path(metrics["saved_model"]) / "variables").iterdir())
     assert stored < 1.1 * 22_056_192 * 4 + 10 * 385 * 4 + 2**20, stored
-    # A second run reads the cached tokens: same seed, same draw, same L2 choice, same head.
+    # A second run reads the cached tokens: same seed, same draw, same head.
     monkeypatch.setattr(mnist_dinov2, "_compute_class_tokens", lambda *a: pytest.fail("recomputed the tokens"))
     again = mnist_dinov2.main(dataclasses.replace(config, export=False, output=str(tmp_path / "again")))
-    assert again["test_accuracy"] == metrics["test_accuracy"] and again["candidates"] == metrics["candidates"]
+    assert again["test_accuracy"] == metrics["test_accuracy"]
 
 
-@pytest.mark.slow  # ~25 s: the fine-tuning path on 64 images (default runs stay under 10 minutes)
-def test_finetuning_trains_the_last_blocks(converted, tmp_path, data_dir):
-    from keraszoo.recipes import mnist_dinov2
+def _command(preset, tmp_path, data_dir, output, mode, *extra):
+    import sys
+
+    return [sys.executable, "-m", "keraszoo", "train", "mnist_dinov2", "--mode", mode, "--preset", str(preset),
+            "--image-size", "56", "--train-split", "train[:200]", "--validation-split", "train[200:300]",
+            "--test-split", "test[:100]", "--data-dir", data_dir, "--features-cache", str(tmp_path / "features"),
+            "--train-size", "64", "--batch-size", "16", "--epochs", "2", "--verbose", "0", "--no-export",
+            "--strategy", "mirrored", "--output", str(output), *extra]
+
+
+@pytest.mark.parametrize("mode, extra", [("probe", ["--l2", "1e-3"]), ("finetune", ["--finetune-blocks", "1"])])
+def test_both_modes_resume_exactly_after_a_sigkill(converted, tmp_path, data_dir, mode, extra):
+    """The transfer recipe on keraszoo's trainer: killed mid-epoch 2 (SIGKILL) and run again, it ends with
+    the history and metrics of an uninterrupted run; --strategy is taken (mirrored: every local device)."""
+    from test_kill_resume import HISTORY_COLUMNS, NOT_COMPARED, _finish, _kill_at
+
+    from keraszoo.training.run_record import read_history
 
     _, preset, _ = converted
-    metrics = mnist_dinov2.main(_config(preset, tmp_path, data_dir, mode="finetune", train_size=64, epochs=1,
-                                        finetune_blocks=1, batch_size=32))
-    assert metrics["mode"] == "finetune" and metrics["train_examples"] == 64 and metrics["epochs_run"] == 1
-    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["test_examples"] == 100
+    reference, run = tmp_path / "reference", tmp_path / "run"
+    _finish(_command(preset, tmp_path, data_dir, reference, mode, *extra))  # also caches the probe's tokens
+    _kill_at(_command(preset, tmp_path, data_dir, run, mode, *extra), "epoch-2/batch-2", tmp_path)
+    _finish(_command(preset, tmp_path, data_dir, run, mode, *extra))
+    got, want = read_history(run / "history.csv"), read_history(reference / "history.csv")
+    assert [[row[c] for c in HISTORY_COLUMNS] for row in got] == [[row[c] for c in HISTORY_COLUMNS] for row in want]
+    metrics, wanted = (json.loads((folder / "metrics.json").read_text()) for folder in (run, reference))
+    assert metrics["resumed_at_epochs"] == [1] and metrics["distribution"]["strategy"] == "mirrored"
+    assert {k: v for k, v in metrics.items() if k not in NOT_COMPARED} == \
+        {k: v for k, v in wanted.items() if k not in NOT_COMPARED}
+    assert metrics["mode"] == mode and metrics["train_examples"] == 64
 
 
 @pytest.mark.parametrize("overrides, message", [
     ({"image_size": 100}, "multiple of 14"),
-    ({"l2": "a,b"}, "numbers separated by commas"),
+    ({"l2": -1.0}, "strength >= 0"),
     ({"finetune_blocks": 13}, "give 1 to 12"),
+    ({"train_split": "train[:100]", "validation_split": "train[50:150]"}, None),  # checked when the data is read
 ])
 def test_bad_options_are_refused(overrides, message):
     from keraszoo.recipes.mnist_dinov2 import DinoTransferConfig
 
+    if message is None:
+        DinoTransferConfig(**overrides)
+        return
     with pytest.raises(ValueError, match=message):
         DinoTransferConfig(**overrides)

@@ -232,7 +232,7 @@ def test_keraszoo_turns_onednn_kernels_on_unless_told_and_records_it():
     # course CNN here, docs/performance.md) and leaves an explicit choice alone.
     code = """
         import keraszoo, tensorflow
-        from keraszoo.training.run_record import onednn_enabled
+        from keraszoo.training.hardware import onednn_enabled
         print(onednn_enabled())
     """
     environment = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
@@ -251,7 +251,7 @@ def test_thread_counts_are_set_before_tensorflow_starts_and_kept_after_with_one_
         import sys
         import keraszoo, tensorflow as tf
         from keraszoo.training.command_line import guarded
-        from keraszoo.training.run_record import environment
+        from keraszoo.training.hardware import environment
 
         assert guarded(lambda: print(float(tf.constant(2.0) + 1)), threads=(1, 2)) == 0
         print(environment()["tf_threads"])

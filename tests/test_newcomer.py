@@ -79,6 +79,7 @@ def test_run_sh_offline_without_data_stops_before_installing(tmp_path):
 
 
 def test_one_data_folder_rule_for_run_sh_and_every_command(tmp_path, monkeypatch):
+    tmp_path = tmp_path.resolve()  # keraszoo names folders resolved; the temporary folder may be under a link
     checkout = tmp_path / "shared" / "tensorflow_datasets"
     checkout.mkdir(parents=True)
     monkeypatch.setattr(data_folder_module, "CHECKOUT_DATA", checkout)

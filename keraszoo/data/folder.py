@@ -23,8 +23,8 @@ def data_folder(data_dir: str | os.PathLike | None = None) -> tuple[str, str]:
         return str(Path(data_dir).expanduser().resolve()), "--data-dir"
     if os.environ.get("TFDS_DATA_DIR"):
         return str(Path(os.environ["TFDS_DATA_DIR"]).expanduser().resolve()), "$TFDS_DATA_DIR"
-    if CHECKOUT_DATA.is_dir():
-        return str(CHECKOUT_DATA), "the folder beside this checkout"
+    if CHECKOUT_DATA.is_dir():  # resolved like the others: ../shared may be a link
+        return str(CHECKOUT_DATA.resolve()), "the folder beside this checkout"
     return str(TFDS_DEFAULT.expanduser().resolve()), "TFDS's default"
 
 

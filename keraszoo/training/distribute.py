@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import keras
 
+from keraszoo.training.hardware import cpu_flags, devices, onednn_enabled, thread_counts, uses_gpu
+
 _PLACEMENTS: dict = {}  # name -> the one Placement of this process (strategies cannot be made twice)
 
 
@@ -147,36 +149,6 @@ def configure_threads(intra_op: int, inter_op: int) -> None:
               f"{inter_op} apply when the run has a process of its own.", file=sys.stderr)
 
 
-def thread_counts() -> dict:
-    """TensorFlow's {"intra_op", "inter_op"} thread counts in this process (0: its default, one per core)."""
-    import tensorflow as tf
-
-    return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-            "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
-
-
-def devices() -> list[str]:
-    """The accelerators the backend sees, else its CPU devices."""
-    if backend() == "tensorflow":
-        import tensorflow as tf
-
-        return [d.name for d in tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")]
-    if backend() == "jax":
-        import jax
-
-        return [f"{d.platform}:{d.id} {d.device_kind}" for d in jax.devices()]
-    if backend() == "torch":
-        import torch
-
-        count = torch.cuda.device_count()
-        return [f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(count)] or ["cpu"]
-    return ["cpu"]
-
-
-def uses_gpu() -> bool:
-    return any(name.lower().startswith(("/device:gpu", "gpu", "cuda")) for name in devices())
-
-
 def mixed_precision_policy() -> str:
     """float16 on GPUs (tensor cores; Keras adds loss scaling), bfloat16 on CPUs (no loss scaling needed)."""
     return "mixed_float16" if uses_gpu() else "mixed_bfloat16"
@@ -185,8 +157,6 @@ def mixed_precision_policy() -> str:
 def native_bfloat16() -> bool:
     """Whether TensorFlow's CPU kernels compute bfloat16 natively here: AVX-512 BF16 or AMX units, used
     by oneDNN. Elsewhere TensorFlow converts around every op (the course CNN trained 7x slower on AVX2)."""
-    from keraszoo.training.run_record import cpu_flags, onednn_enabled
-
     return bool({"avx512_bf16", "amx_bf16"} & set(cpu_flags())) and onednn_enabled()
 
 

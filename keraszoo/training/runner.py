@@ -126,6 +126,10 @@ def run_classification(
         elif learning_rate is not None:
             raise ValueError(f"{name}: build_model compiled the model itself, so the learning-rate schedule "
                              "passed to run_classification would be ignored: pass one or the other.")
+        if not pair.training.optimizer.built:
+            # Its variables are made here, inside the placement's scope, before a resume loads into them:
+            # tf.distribute refuses variables made outside it (a mirrored run could not resume).
+            pair.training.optimizer.build(pair.training.trainable_variables)
     if config.strategy == "multiworker":
         work_around_multiworker_build(pair.training, where.strategy)
     metadata = data.metadata

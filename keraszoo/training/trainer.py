@@ -24,7 +24,7 @@ from keraszoo import faults
 from keraszoo.analysis.chance_level import chance_level_report, format_report
 from keraszoo.config import TrainConfig
 from keraszoo.errors import TrainingDiverged
-from keraszoo.training import run_folder, run_record
+from keraszoo.training import hardware, run_folder, run_record
 from keraszoo.training.checkpoint import EpochCheckpoint
 from keraszoo.training.distribute import resolve_jit_compile
 from keraszoo.training.optimizers import compile_for_classification, learning_rate_schedule
@@ -306,7 +306,7 @@ def _final_metrics(history, state, config, train_data, validation_data, test_dat
         ),
         "mean_train_time_per_epoch_s": round(sum(train_times) / len(train_times), 3),
         "resumed_at_epochs": state["resumed_at"],
-        "environment": run_record.environment(),
+        "environment": hardware.environment(),
     }
 
 
