@@ -53,6 +53,7 @@ import time
 from pathlib import Path
 
 import keraszoo  # noqa: F401  before TensorFlow, whose CPU kernels it chooses (keraszoo/__init__.py)
+from keraszoo.config import DATA_DIR_HELP
 
 MODELS = ("mlp", "cnn_bn", "vit")
 KERAS_VARIANTS = ("fp32", "fp32_xla", "bf16", "fp32_speN", "fp32_xla_speN")
@@ -103,7 +104,7 @@ def parse_args(argv=None):
                              "processes' medians differed by up to 15 %% here (default: %(default)s)")
     parser.add_argument("--pipeline-batches", type=int, default=100, help="batches timed for the input pipeline")
     parser.add_argument("--no-pipeline", action="store_true", help="skip the input-pipeline measurement")
-    parser.add_argument("--data-dir", help="TFDS data_dir (default: $TFDS_DATA_DIR)")
+    parser.add_argument("--data-dir", help=DATA_DIR_HELP)
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--model-json", help=argparse.SUPPRESS)  # a child timing one model writes here
     args = parser.parse_args(argv)

@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 
 from keraszoo.cli_recipes import add_commands as add_recipe_commands
+from keraszoo.config import DATA_DIR_HELP
 from keraszoo.cli_recipes import dispatch as dispatch_recipe
 
 DATASETS = ("mnist", "cifar10")
@@ -362,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
         "With 'prepare' (needs internet): TFDS downloads and prepares them there. The folder is --data-dir, else "
         "$TFDS_DATA_DIR, else ../shared/tensorflow_datasets beside this checkout if it exists, else "
         "~/tensorflow_datasets; the command says which it used.")
-    data.add_argument("--data-dir", help="TFDS data_dir (default: see above)")
+    data.add_argument("--data-dir", help=DATA_DIR_HELP)
     data.add_argument("datasets", nargs="*", metavar="NAME", help=f"dataset names (default: {' '.join(DATASETS)})")
     data.set_defaults(run=_data)
     pack = commands.add_parser(
@@ -373,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     pack.add_argument("--dataset", default="cifar10", help="TFDS dataset of RGB images (default: cifar10)")
     pack.add_argument("--splits", nargs="+", default=["train", "test"],
                       help="splits, slices allowed: 'train[:5000]' is written as train.npz (default: train test)")
-    pack.add_argument("--data-dir", help="TFDS data_dir (default: $TFDS_DATA_DIR)")
+    pack.add_argument("--data-dir", help=DATA_DIR_HELP)
     pack.set_defaults(run=_pack)
     pretrained = commands.add_parser(
         "pretrained", help="convert pretrained weights available offline into a keras-hub preset folder",
@@ -404,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("path", help="saved_models/<name> or saved_models/<name>/<version>")
     evaluate.add_argument("--dataset", help="TFDS dataset (default: the one in the model's run record)")
     evaluate.add_argument("--split", default="test", help="split or slice (default: test)")
-    evaluate.add_argument("--data-dir", help="TFDS data_dir (default: $TFDS_DATA_DIR)")
+    evaluate.add_argument("--data-dir", help=DATA_DIR_HELP)
     evaluate.add_argument("--show", type=int, default=8, help="predictions to print (default: 8)")
     evaluate.set_defaults(run=_evaluate)
     describe = commands.add_parser(
@@ -419,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also evaluate an untrained copy on real data against ln(C) and 1/C")
     describe.add_argument("--dataset", default="cifar10", help="dataset for --chance-level (default: cifar10)")
     describe.add_argument("--split", default="test[:2000]", help="split for --chance-level (default: test[:2000])")
-    describe.add_argument("--data-dir", help="TFDS data_dir (default: $TFDS_DATA_DIR)")
+    describe.add_argument("--data-dir", help=DATA_DIR_HELP)
     describe.set_defaults(run=_describe)
     from keraszoo.config import HelpFormatter, add_config_arguments
     from keraszoo.serving.config import ServingConfig

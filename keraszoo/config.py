@@ -26,12 +26,17 @@ import typing
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
+# The one wording of --data-dir, wherever it is an option: the rule of keraszoo/data/folder.py.
+DATA_DIR_HELP = ("prepared TFDS data folder (default: $TFDS_DATA_DIR, else ../shared/tensorflow_datasets beside the "
+                 "checkout when it exists, else ~/tensorflow_datasets; `keraszoo data` says which)")
+
 # A model folder under --export-dir: one path component, as TF Serving's model names.
 EXPORT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def option(default, help: str, **kwargs):  # noqa: A002 - mirrors argparse's name
-    """A dataclass field with the help text its command-line option shows."""
+    """A dataclass field with the help text its command-line option shows. ``resumable=True``: a resumed run
+    may be given another value (it changes where or how long the same computation runs, not what it is)."""
     return field(default=default, metadata={"help": help, **kwargs})
 
 
@@ -63,21 +68,17 @@ class _InheritedDefaults:
             if value is None and type(None) not in typing.get_args(annotation):
                 annotation = annotation | None
             annotations[name] = annotation
-            setattr(cls, name, option(value, help_text))
+            kept = {k: v for k, v in inherited[name].metadata.items() if k != "help"}  # e.g. resumable
+            setattr(cls, name, option(value, help_text, **kept))
 
 
 @dataclass(frozen=True)
-class TrainConfig(_InheritedDefaults):
-    """What every recipe shares: data, optimisation, seed, where records and exports go."""
+class DataOptions:
+    """Where the examples come from and how they are split."""
 
-    DEFAULTS: ClassVar[dict] = {}
-    # What an unset --mixed-precision becomes on a CPU with bfloat16 units: bfloat16 only for recipes
-    # measured faster with it at equal accuracy (docs/performance.md); small-op models lose to the casts.
-    AUTO_BFLOAT16: ClassVar[bool] = False
+    SECTION: ClassVar[str] = "data"
 
-    data_dir: str | None = option(
-        None, "prepared TFDS data_dir (default: $TFDS_DATA_DIR, else TFDS's default)"
-    )
+    data_dir: str | None = option(None, DATA_DIR_HELP)
     train_split: str = option(
         "train[:-5000]", "TFDS split to train on; slices work, e.g. 'train[:5000]' (the default leaves the last "
         "5,000 training images to --validation-split)")
@@ -90,12 +91,28 @@ class TrainConfig(_InheritedDefaults):
         None, "read the splits from this compact pack (`keraszoo pack`) instead of TFDS: for machines "
         "without TensorFlow; the splits' slices apply to it"
     )
-    epochs: int = option(30, "number of epochs (a resumed run may raise it)")
+
+
+@dataclass(frozen=True)
+class OptimizerOptions:
+    """What is trained, for how long, with which optimizer."""
+
+    SECTION: ClassVar[str] = "optimisation"
+
+    epochs: int = option(30, "number of epochs (a resumed run may raise it)", resumable=True)
     batch_size: int = option(128, "examples per training batch")
     optimizer: Literal["sgd", "adam", "adamw"] = option("sgd", "optimizer")
     learning_rate: float = option(0.1, "initial learning rate")
     momentum: float = option(0.0, "SGD momentum (ignored by adam and adamw)")
     weight_decay: float = option(0.0, "decoupled weight decay (adamw only)")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The run: seed, record folder, resume, what it prints."""
+
+    SECTION: ClassVar[str] = "run"
+
     seed: int = option(0, "seed for weight initialisation, data order and augmentation")
     deterministic: bool = option(
         True, "make TensorFlow ops deterministic (same seed and data give the same metrics on CPU)"
@@ -104,13 +121,27 @@ class TrainConfig(_InheritedDefaults):
         True, "evaluate the untrained model first: the loss at chance level is ln(num_classes)"
     )
     output: str | None = option(
-        None, "run folder for the record and the resume checkpoint (default: runs/<recipe>/seed<seed>)"
-    )
+        None, "run folder for the record and the resume checkpoint (default: runs/<recipe>/seed<seed>)", resumable=True)
+    restart: bool = option(
+        False, "discard the run folder's checkpoint and record (files this run wrote) and start over, "
+        "instead of resuming", resumable=True)
+    verbose: Literal["auto", "0", "1", "2"] = option(
+        "auto", "Keras verbosity: 1 progress bar, 2 one line per epoch, 0 silent", resumable=True)
+    tensorboard: bool = option(
+        False, "write TensorBoard logs (losses, accuracies, learning rate, graph) to <output>/tensorboard; "
+        "view them with: tensorboard --logdir <output>/tensorboard", resumable=True)
+
+
+@dataclass(frozen=True)
+class ExecutionOptions:
+    """Where and how the same computation runs: devices, precision, compilation, threads."""
+
+    SECTION: ClassVar[str] = "execution"
+
     strategy: Literal["default", "mirrored", "multiworker"] = option(
         "default", "one device, every local GPU (mirrored: tf.distribute on TensorFlow, keras.distribution's "
         "DataParallel on JAX), or the TF_CONFIG cluster (multiworker, TensorFlow); --batch-size is the global "
-        "batch (docs/distributed.md)"
-    )
+        "batch (docs/distributed.md)", resumable=True)
     mixed_precision: bool | None = option(
         None, "compute in float16 on GPUs / bfloat16 on CPUs, keeping float32 weights and logits (exports "
         "compute in float32). Unset: bfloat16 where the recipe measured faster with it at equal accuracy (the "
@@ -118,36 +149,39 @@ class TrainConfig(_InheritedDefaults):
         "float32 (docs/performance.md)"
     )
     jit_compile: Literal["auto", "on", "off"] = option(
-        "auto", "XLA compilation; auto is off on CPUs (measured slower here) and Keras's auto on GPUs"
-    )
+        "auto", "XLA compilation; auto is off on CPUs (measured slower here) and Keras's auto on GPUs", resumable=True)
     steps_per_execution: int = option(
         1, "training steps per call into the backend; the same training, less per-call cost: 43-215 tripled the "
         "MLP's speed (docs/performance.md). Per-step schedules follow every step; the speedrun's clock is read "
-        "once per call"
-    )
+        "once per call", resumable=True)
     intra_op_threads: int = option(
         0, "threads one TensorFlow op may use (0: TensorFlow's default, every core). 1 runs small ops side by side, "
         "one core each: the MNIST ViT's epochs took 5 and 12 %% less time on 2 cores; the CNN's large convolutions "
-        "keep the default (docs/performance.md). TensorFlow only; set once per process"
-    )
+        "keep the default (docs/performance.md). TensorFlow only; set once per process", resumable=True)
     inter_op_threads: int = option(
         0, "TensorFlow ops run side by side (0: TensorFlow's default, one per core). TensorFlow only; set once "
-        "per process"
-    )
-    restart: bool = option(
-        False, "discard the run folder's checkpoint and record (files this run wrote) and start over, "
-        "instead of resuming"
-    )
-    export: bool = option(True, "export a SavedModel when training ends")
-    export_dir: str = option("saved_models", "root of the TensorFlow Serving model folders")
+        "per process", resumable=True)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """The SavedModel written when training ends."""
+
+    SECTION: ClassVar[str] = "export"
+
+    export: bool = option(True, "export a SavedModel when training ends", resumable=True)
+    export_dir: str = option("saved_models", "root of the TensorFlow Serving model folders", resumable=True)
     export_name: str | None = option(None, "model folder under --export-dir (default: the recipe's model name)")
-    verbose: Literal["auto", "0", "1", "2"] = option(
-        "auto", "Keras verbosity: 1 progress bar, 2 one line per epoch, 0 silent"
-    )
-    tensorboard: bool = option(
-        False, "write TensorBoard logs (losses, accuracies, learning rate, graph) to <output>/tensorboard; "
-        "view them with: tensorboard --logdir <output>/tensorboard"
-    )
+
+@dataclass(frozen=True)
+class TrainConfig(ExportOptions, ExecutionOptions, RunOptions, OptimizerOptions, DataOptions, _InheritedDefaults):
+    """What every recipe shares, as sections (data, optimisation, run, execution, export), each its own
+    group of options; a recipe adds its own fields (its model's) and changes defaults in ``DEFAULTS``."""
+
+    DEFAULTS: ClassVar[dict] = {}
+    # What an unset --mixed-precision becomes on a CPU with bfloat16 units: bfloat16 only for recipes
+    # measured faster with it at equal accuracy (docs/performance.md); small-op models lose to the casts.
+    AUTO_BFLOAT16: ClassVar[bool] = False
 
     def __post_init__(self):
         for f in dataclasses.fields(self):  # nan and inf pass every range check below
@@ -189,6 +223,19 @@ class TrainConfig(_InheritedDefaults):
         return self.verbose if self.verbose == "auto" else int(self.verbose)
 
 
+SECTIONS = (DataOptions, OptimizerOptions, RunOptions, ExecutionOptions, ExportOptions)
+
+
+def section_of(name: str) -> str | None:
+    """The section (``SECTION``) a shared field belongs to; None for a recipe's own field."""
+    return next((section.SECTION for section in SECTIONS if name in section.__dataclass_fields__), None)
+
+
+def resumable_fields(config_class=None) -> frozenset:
+    """The fields a resumed run may change, as the fields themselves say (``option(..., resumable=True)``)."""
+    return frozenset(f.name for f in dataclasses.fields(config_class or TrainConfig) if f.metadata.get("resumable"))
+
+
 def _check_literals(config) -> None:
     hints = typing.get_type_hints(type(config))
     for f in dataclasses.fields(config):
@@ -226,24 +273,33 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         return action.help
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, config_class) -> None:
+def add_config_arguments(parser: argparse.ArgumentParser, config_class, *, unset_defaults: bool = False) -> None:
     """A ``--field-name`` option per field of ``config_class`` (a positional argument where the field's
-    metadata says ``positional=True``), with its type, choices, default and help."""
+    metadata says ``positional=True``), with its type, choices, default and help. A recipe's own fields come
+    first; the shared ones follow in one group per section (data, optimisation, run, execution, export).
+    ``unset_defaults``: every default is None, "the recipe's" (a study passes on only what was given)."""
     hints = typing.get_type_hints(config_class)
+    groups = {}
     for f in dataclasses.fields(config_class):
-        kwargs = {"default": f.default, "help": f.metadata.get("help", "")}
+        section = section_of(f.name) if issubclass(config_class, TrainConfig) or config_class in SECTIONS else None
+        if section is not None and section not in groups:
+            groups[section] = parser.add_argument_group(f"{section} options")
+        target = groups[section] if section is not None else parser
+        kwargs = {"default": None if unset_defaults else f.default, "help": f.metadata.get("help", "")}
+        if unset_defaults:
+            kwargs["help"] += " (default: the recipe's)"
         annotation = hints[f.name]
         if f.metadata.get("positional"):
-            parser.add_argument(f.name, nargs="?", type=_option_type(annotation), **kwargs)
+            target.add_argument(f.name, nargs="?", type=_option_type(annotation), **kwargs)
             continue
         flag, kwargs["dest"] = "--" + f.name.replace("_", "-"), f.name
         if _option_type(annotation) is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+            target.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
             continue
         choices = _literal_choices(annotation)
         if choices:
             kwargs["choices"] = choices
-        parser.add_argument(flag, type=_option_type(annotation), **kwargs)
+        target.add_argument(flag, type=_option_type(annotation), **kwargs)
 
 
 def build_parser(config_class, description: str | None = None) -> argparse.ArgumentParser:

@@ -66,32 +66,6 @@ def test_thread_counts_out_of_range_are_refused(argv, capsys):
     assert "must be >=" in capsys.readouterr().err
 
 
-def test_op_profile_sums_the_executors_op_events_by_type():
-    """Ops are "<name>:<type>" events on the executor's tf_Compute lines; its own spans, which hold them,
-    and other threads' events are not ops."""
-    import tf_op_profile
-    from tensorflow.tsl.profiler.protobuf import xplane_pb2
-
-    space = xplane_pb2.XSpace()
-    plane = space.planes.add(name="/host:CPU")
-    names = ["model/dense/MatMul:_MklMatMul", "model/dropout/stateless_random_uniform:StatelessRandomUniformV2",
-             "ExecutorState::Process", "model/dense_1/MatMul:_MklMatMul"]
-    for key, name in enumerate(names, 1):
-        plane.event_metadata[key].name = name
-    compute = plane.lines.add(name="tf_Compute/1")
-    for key, ms in ((1, 3.0), (2, 1.0), (3, 9.0), (4, 2.0)):
-        compute.events.add(metadata_id=key, duration_ps=int(ms * 1e9))
-    plane.lines.add(name="python").events.add(metadata_id=1, duration_ps=int(50e9))  # the caller's thread
-    times, counts, dropout = tf_op_profile.op_times(space, steps=2)
-    assert times == {"_MklMatMul": 2.5, "StatelessRandomUniformV2": 0.5} and dropout == 0.5
-    assert counts == {"_MklMatMul": 1.0, "StatelessRandomUniformV2": 0.5}
-    text = tf_op_profile.report(times, counts, dropout, wall_ms=4.0, top=5, header="# h")
-    assert "| _MklMatMul | 2.50 | 83.3 % | 1 |" in text and "16.7 % of the op time" in text
-    # Each op by name, for the types asked: which layer's op takes the time.
-    assert tf_op_profile.named_op_times(space, steps=2, kind_part="matmul") == {
-        "model/dense/MatMul:_MklMatMul": 1.5, "model/dense_1/MatMul:_MklMatMul": 1.0}
-
-
 def test_bf16_rows_are_compared_with_the_twin_under_autocast():
     def rates(median):
         return {"median": median, "min": median, "max": median, "runs": [median]}
@@ -144,43 +118,6 @@ def test_default_variants_add_bf16_where_the_cnn_recipe_defaults_to_it(monkeypat
     for native, variants in ((True, ["bf16", "fp32"]), (False, ["fp32"])):
         monkeypatch.setattr(distribute, "native_bfloat16", lambda: native)
         assert bench.default_variants() == variants
-
-
-@pytest.mark.parametrize("argv", [["cnn_bn", "--steps", "0"], ["vit", "--threads", "0"], ["resnet"]])
-def test_torch_op_profile_refuses_bad_options(argv, capsys):
-    import torch_op_profile
-
-    with pytest.raises(SystemExit):
-        torch_op_profile.parse_args(argv)
-    assert "error" in capsys.readouterr().err
-    assert torch_op_profile.parse_args(["cnn_bn", "--bf16"]).bf16
-
-
-def test_onednn_primitives_sums_the_steady_steps_kernel_lines_per_step():
-    """oneDNN's "exec" lines between the markers, summed per kernel and divided by the steps; lines
-    before the start marker (warm-up) and other output are left out."""
-    import onednn_primitives as dnn
-
-    conv = ("onednn_verbose,v1,primitive,exec,cpu,convolution,jit_bf16:avx512_core_bf16,backward_weights,"
-            "src:bf16::blocked:acdb::f0 wei:bf16:a:blocked:ABcd16b16a::f0,,alg:convolution_direct,"
-            "mb128_ic32oc64_ih14oh14kh5sh1dh0ph2_iw14ow14kw5sw1dw0pw2,{ms}")
-    pool = "onednn_verbose,primitive,exec,cpu,pooling,jit:avx512_core_bf16,forward_training,src,,alg,mb128ic32,{ms}"
-    text = "\n".join([conv.format(ms=99.0), "onednn_verbose,primitive,create:cache_hit,cpu,pooling,x,y,z,1.0",
-                      dnn.START, conv.format(ms=3.0), pool.format(ms=0.5), "a TensorFlow warning",
-                      conv.format(ms=5.0), pool.format(ms=0.5), f"{dnn.END} 20.000 ms a step; PyTorch threads 2"])
-    kernels, wall, threads = dnn.kernel_times(text, steps=2)
-    assert wall == 20.0 and threads == "PyTorch threads 2"
-    key = ("convolution", "backward_weights", "mb128_ic32oc64_ih14oh14kh5sh1dh0ph2_iw14ow14kw5sw1dw0pw2")
-    assert kernels[key] == [4.0, "jit_bf16:avx512_core_bf16", 1.0]
-    assert kernels[("pooling", "forward_training", "mb128ic32")][0] == 0.5 and len(kernels) == 2
-    args = dnn.parse_args(["cnn_bn", "--top", "1"])
-    table = dnn.report({"keraszoo": (kernels, wall, threads), "twin": ({key: [2.0, "brg", 1.0]}, 10.0, "")}, args, "#")
-    assert "keraszoo: 20.0 ms a step (wall, oneDNN's lines printed), 4.5 ms of it in oneDNN kernels" in table
-    assert f"| convolution, backward_weights, {key[2]} | 4.00 | 2.00 | brg / jit_bf16:avx512_core_bf16 |" in table
-    assert "| 1 more (reorders of weights, small kernels) | 0.50 | 0.00 | |" in table
-    assert "twin: no oneDNN kernel ran" in dnn.report({"twin": ({}, 5.0, "")}, args, "#")  # e.g. MKL's matmuls
-    with pytest.raises(SystemExit, match="no steady steps"):
-        dnn.kernel_times("crashed before the steps", steps=2)
 
 
 KERAS_SIDE_ON_JAX = """

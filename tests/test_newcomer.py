@@ -189,3 +189,16 @@ def test_tensorboard_logs_losses_and_the_learning_rate(tmp_path):
             tags |= {value.tag for value in event.summary.value}
     assert {"epoch_loss", "epoch_accuracy", "epoch_learning_rate"} <= tags, tags
     assert json.loads((tmp_path / "run" / "config.json").read_text())["tensorboard"] is True
+
+
+def test_the_readme_layout_names_every_folder_of_the_tree():
+    """The README's layout section is the map a newcomer reads first: every package folder and every
+    top-level folder of the repository is on it."""
+    text = (ROOT / "README.md").read_text()
+    layout = text[text.index("## Layout"):text.index("## Development")]
+    packages = [path.name for path in (ROOT / "keraszoo").iterdir() if (path / "__init__.py").is_file()]
+    top = ["keraszoo", "recipes", "benchmarks", "tests", "saved_models", "docs"]
+    assert all((ROOT / name).is_dir() for name in top)
+    missing = [f"{name}/" for name in packages + top if f"{name}/" not in layout]
+    assert missing == [], f"README's layout misses {missing}"
+    assert len(text.splitlines()) <= 150  # a front page; the rest lives in docs/

@@ -38,7 +38,7 @@ def without_autotuning(stream: tf.data.Dataset) -> tf.data.Dataset:
     every epoch and fit's at the end of each call: validation passes ended at 5.1 or 10.2 s (441 of
     3,332 recorded epochs; 0.5-2.3 s since, docs/records/mnist_vit_long), and the benchmarks' fit
     calls read as "half speed" (issue #20; ``benchmarks/fit_call_cores.py``,
-    ``benchmarks/validation_waits.py``). Off, tf.data no longer retunes AUTOTUNE parallelism and
+    ``benchmarks/validation_waits.py``, in git at 47341c5). Off, tf.data no longer retunes AUTOTUNE parallelism and
     buffers during a run: the trainer's stream from disk measured as fast (docs/performance.md).
     """
     options = tf.data.Options()

@@ -154,7 +154,7 @@ class ManualMLP(keras.Model):
         # The updates must wait for every read of the parameters in the backward pass (W_y in
         # delta_h is read again there): without this TensorFlow sometimes ran an assignment first
         # and the step used the new W_y (2-7 of 40 identical 100-step float64 runs ended up to 6e-4
-        # off the Keras MLP; 0 of 40 with it: benchmarks/manual_mlp_determinism.py).
+        # off the Keras MLP; 0 of 40 with it: benchmarks/manual_mlp_determinism.py, in git at 47341c5).
         with tf.control_dependencies([loss, logits, *gradients]):
             self.optimizer.apply_gradients(
                 [(gradient / replicas, parameter) for gradient, parameter in zip(gradients, self.parameters)])

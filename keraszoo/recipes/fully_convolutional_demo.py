@@ -19,11 +19,13 @@ import keraszoo  # noqa: F401  before TensorFlow, whose CPU kernels it chooses (
 
 
 def parse_args(argv=None):
+    from keraszoo.config import DATA_DIR_HELP
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      allow_abbrev=False)
     parser.add_argument("--model", default="saved_models/cifar10_cnn",
                         help="exported model folder or version (default: %(default)s)")
-    parser.add_argument("--data-dir", help="TFDS data_dir (default: $TFDS_DATA_DIR)")
+    parser.add_argument("--data-dir", help=DATA_DIR_HELP)
     parser.add_argument("--rows", type=int, default=2, help="canvas rows of test images (default: %(default)s)")
     parser.add_argument("--cols", type=int, default=3, help="canvas columns (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="which test images (default: %(default)s)")

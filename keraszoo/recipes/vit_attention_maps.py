@@ -20,13 +20,15 @@ import keraszoo  # noqa: F401  before TensorFlow, whose CPU kernels it chooses (
 
 
 def parse_args(argv=None):
+    from keraszoo.config import DATA_DIR_HELP
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="saved_models/mnist_vit",
                         help="exported model folder or version, or a .keras file (default: %(default)s)")
     parser.add_argument("--split", default="test", help="MNIST split to take digits from (default: %(default)s)")
     parser.add_argument("--count", type=int, default=6, help="digits to show (default: %(default)s)")
     parser.add_argument("--indices", type=int, nargs="+", help="these examples of the split instead of the first --count")
-    parser.add_argument("--data-dir", help="TFDS data_dir (default: $TFDS_DATA_DIR)")
+    parser.add_argument("--data-dir", help=DATA_DIR_HELP)
     parser.add_argument("--output", default="docs/images/vit_attention_maps.png", help="PNG (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.count < 1:

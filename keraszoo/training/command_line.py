@@ -5,18 +5,12 @@ Imports nothing heavy at the top, so that ``recipe.py --help`` answers before Ke
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import os
 import sys
-import typing
 from collections.abc import Callable
 
 from keraszoo.config import TrainConfig, parse_config
 from keraszoo.errors import CheckpointError, DatasetNotFoundError, KeraszooError
-
-DISTRIBUTION_FIELDS = ("strategy", "mixed_precision", "jit_compile")
-
 
 def cli_main(main: Callable, config_class: type, description: str, argv=None) -> int:
     """Runs a recipe's ``main(config)`` from the command line.
@@ -93,22 +87,3 @@ def _is_data_loss(error: Exception) -> bool:
     """A damaged TFDS record file (tf.errors.DataLossError), without importing TensorFlow to ask."""
     tf = sys.modules.get("tensorflow")
     return tf is not None and isinstance(error, tf.errors.DataLossError)
-
-
-def add_distribution_arguments(parser: argparse.ArgumentParser) -> None:
-    """--strategy, --mixed-precision and --jit-compile, as TrainConfig declares them, for runners of recipes."""
-    hints = typing.get_type_hints(TrainConfig)
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in DISTRIBUTION_FIELDS:
-            flag = "--" + f.name.replace("_", "-")
-            choices = typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is typing.Literal else None
-            if choices:
-                parser.add_argument(flag, choices=choices, default=f.default, help=f.metadata["help"])
-            else:
-                parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
-                                    help=f.metadata["help"])
-
-
-def distribution_options(args: argparse.Namespace) -> dict:
-    """The runner's distribution options as TrainConfig keyword arguments."""
-    return {name: getattr(args, name) for name in DISTRIBUTION_FIELDS}

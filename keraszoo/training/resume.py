@@ -6,16 +6,13 @@ import dataclasses
 import json
 from pathlib import Path
 
-from keraszoo.config import TrainConfig
+from keraszoo.config import TrainConfig, resumable_fields
 from keraszoo.errors import CheckpointError, RunFolderConflict
 from keraszoo.training import run_folder, run_record
 from keraszoo.training.checkpoint import RESTART_HINT, EpochCheckpoint
 
-# Fields that may change between a run and its resumption: they do not change what is trained.
-# The strategy, XLA and thread counts change where and how the same computation runs, not what it computes.
-RESUMABLE_FIELDS = frozenset({"epochs", "output", "export", "export_dir", "verbose", "strategy", "jit_compile",
-                              "steps_per_execution", "intra_op_threads", "inter_op_threads", "restart",
-                              "tensorboard"})
+# The fields a resumed run may change: those that say so (keraszoo.config.option(..., resumable=True)).
+RESUMABLE_FIELDS = resumable_fields(TrainConfig)
 
 
 def settle_precision(config: TrainConfig, output_dir: Path) -> TrainConfig:

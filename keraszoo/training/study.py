@@ -20,6 +20,7 @@ reports; this module does the rest, the same way for every study:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -32,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from keraszoo.training import run_record
-from keraszoo.training.command_line import add_distribution_arguments, distribution_options, guarded, threads_of
+from keraszoo.config import DataOptions, ExecutionOptions, add_config_arguments
+from keraszoo.training.command_line import guarded, threads_of
 
 # The small files of a run record, what docs/records keeps (not the model).
 SMALL_RECORD_FILES = (run_record.CONFIG_FILE, run_record.HISTORY_FILE, run_record.METRICS_FILE, run_record.CURVES_FILE)
@@ -68,19 +70,15 @@ def study_parser(description: str, *, runs: str, records: str, epochs: int, seed
                                      allow_abbrev=False)
     parser.add_argument("--seeds", type=int, nargs="+", default=list(seeds), help="seeds (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=epochs, help="epochs of every run (default: %(default)s)")
-    parser.add_argument("--train-split", help="training split of every run (default: the recipe's)")
-    parser.add_argument("--validation-split", help="validation split of every run, what the study's choices are "
-                        "made on (default: the recipe's)")
-    parser.add_argument("--test-split", help="test split of every run, evaluated once at its end (default: the "
-                        "recipe's)")
-    parser.add_argument("--data-dir", help="TFDS data_dir (default: $TFDS_DATA_DIR)")
-    parser.add_argument("--data-pack", help="compact pack to read instead of TFDS (keraszoo pack), e.g. on JAX")
+    # The data and execution sections of every training recipe's config, generated from it (one wording):
+    # what is given applies to every run, what is not stays the recipe's.
+    for section in (DataOptions, ExecutionOptions):
+        add_config_arguments(parser, section, unset_defaults=True)
     parser.add_argument("--runs", default=runs, help="run folders (default: %(default)s)")
     parser.add_argument("--records", default=records, help="where the small records are copied (default: %(default)s)")
     parser.add_argument("--figures", default="docs/images", help="figure folder (default: %(default)s)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once, each in its own process (default: 1)")
     parser.add_argument("--report-only", action="store_true", help="train nothing: report the records there are")
-    add_distribution_arguments(parser)
     return parser
 
 
@@ -117,10 +115,10 @@ def run_study(args: argparse.Namespace, *, recipe: str, grid: dict[str, dict], f
     main = main or get_recipe(recipe).module.main
     if (args.epochs is not None and args.epochs < 1) or args.jobs < 1:
         raise SystemExit("error: --epochs and --jobs must be >= 1.")
-    common = {key: value for key, value in {
-        "epochs": args.epochs, "train_split": args.train_split, "validation_split": args.validation_split,
-        "test_split": args.test_split, "data_dir": args.data_dir, "data_pack": args.data_pack, "export": False, "verbose": "2", **distribution_options(args),
-    }.items() if value is not None}
+    given = {f.name: getattr(args, f.name) for section in (DataOptions, ExecutionOptions)
+             for f in dataclasses.fields(section)}
+    common = {key: value for key, value in {"epochs": args.epochs, **given, "export": False, "verbose": "2"}.items()
+              if value is not None}
     runs = plan(grid, args.seeds)
     configs = {}
     for run in runs:  # every config is checked before the first run trains
