@@ -183,11 +183,14 @@ def keras_model(name, variant, images, labels, **overrides):
             model = _load("cifar10_cnn").build_models(config, metadata, train)[0]
         else:
             model = _load("mnist_vit").build_model(config, metadata, train)
-        # The ViT's optimizer evaluates the recipe's warmup + cosine schedule in every step (MNIST's
-        # train[:-5000]); the others' rates are fixed or set by per-epoch callbacks, outside the step.
-        schedule = _load("mnist_vit").learning_rate_schedule(config, 55_000) if name == "vit" else None
-        compile_classifier(model, config, schedule)
+        compile_classifier(model, config, recipe_schedule(name, config))
     return model, config
+
+
+def recipe_schedule(name, config):
+    """The per-step schedule the recipe's optimizer evaluates: the ViT's warmup + cosine (MNIST's
+    train[:-5000]); the others' rates are fixed or set by per-epoch callbacks, outside the step."""
+    return _load("mnist_vit").learning_rate_schedule(config, 55_000) if name == "vit" else None
 
 
 def set_threads(name, args) -> dict:
@@ -358,16 +361,15 @@ def check_twin_augmentation() -> None:
         raise SystemExit("error: torch_reference.crop_flip_normalize did not return a channels_last tensor.")
 
 
-def keras_network_alone(model, config):
+def keras_network_alone(model, config, schedule=None):
     """The nested network of a recipe's model (no preprocessing layers), compiled like the model."""
     import keras
 
-    from keraszoo.training.optimizers import learning_rate_schedule
     from keraszoo.training.trainer import compile_classifier
 
     network = next(layer for layer in model.layers if isinstance(layer, keras.Model))
     network = keras.Model(network.inputs, network.outputs, name=network.name)
-    compile_classifier(network, config, learning_rate_schedule(model.optimizer))
+    compile_classifier(network, config, schedule)
     return network
 
 
@@ -442,7 +444,7 @@ def benchmark_model(args, name):
     # The network alone, on the float inputs its preprocessing would give, compiled like the
     # first variant (the table's first row), not like whichever variant came last.
     first = args.keras_variants[0]
-    network = keras_network_alone(keras_runs[first][0], configs[first])
+    network = keras_network_alone(keras_runs[first][0], configs[first], recipe_schedule(name, configs[first]))
     config = configs[first]
     floats = np.random.default_rng(1).normal(size=(args.batch_size, *network.input_shape[1:])).astype("float32")
     time_keras(network, floats, labels, 2 * network.steps_per_execution)

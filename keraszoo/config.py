@@ -179,11 +179,19 @@ class TrainConfig(ExportOptions, ExecutionOptions, RunOptions, OptimizerOptions,
     group of options; a recipe adds its own fields (its model's) and changes defaults in ``DEFAULTS``."""
 
     DEFAULTS: ClassVar[dict] = {}
+    # Named settings of the config, chosen by the field PRESET_FIELD names (cifar10_cnn's --variant): each a
+    # {field: value}; a field left unset (None) takes the chosen preset's value, an explicit one wins.
+    PRESETS: ClassVar[dict[str, dict]] = {}
+    PRESET_FIELD: ClassVar[str] = "variant"
     # What an unset --mixed-precision becomes on a CPU with bfloat16 units: bfloat16 only for recipes
     # measured faster with it at equal accuracy (docs/performance.md); small-op models lose to the casts.
     AUTO_BFLOAT16: ClassVar[bool] = False
 
     def __post_init__(self):
+        # The preset's values first, so that config.json records every value that ran and the checks see them.
+        for name, value in self.PRESETS.get(getattr(self, self.PRESET_FIELD, None), {}).items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
         for f in dataclasses.fields(self):  # nan and inf pass every range check below
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):

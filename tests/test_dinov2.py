@@ -103,15 +103,11 @@ def _command(preset, tmp_path, data_dir, output, mode, *extra):
             "--strategy", "mirrored", "--output", str(output), *extra]
 
 
-@pytest.mark.parametrize("mode, extra", [("probe", ["--l2", "1e-3"]), ("finetune", ["--finetune-blocks", "1"])])
-def test_both_modes_resume_exactly_after_a_sigkill(converted, tmp_path, data_dir, mode, extra):
-    """The transfer recipe on keraszoo's trainer: killed mid-epoch 2 (SIGKILL) and run again, it ends with
-    the history and metrics of an uninterrupted run; --strategy is taken (mirrored: every local device)."""
+def _killed_run_ends_like_an_uninterrupted_one(preset, tmp_path, data_dir, mode, extra):
     from test_kill_resume import HISTORY_COLUMNS, NOT_COMPARED, _finish, _kill_at
 
     from keraszoo.training.run_record import read_history
 
-    _, preset, _ = converted
     reference, run = tmp_path / "reference", tmp_path / "run"
     _finish(_command(preset, tmp_path, data_dir, reference, mode, *extra))  # also caches the probe's tokens
     _kill_at(_command(preset, tmp_path, data_dir, run, mode, *extra), "epoch-2/batch-2", tmp_path)
@@ -123,6 +119,24 @@ def test_both_modes_resume_exactly_after_a_sigkill(converted, tmp_path, data_dir
     assert {k: v for k, v in metrics.items() if k not in NOT_COMPARED} == \
         {k: v for k, v in wanted.items() if k not in NOT_COMPARED}
     assert metrics["mode"] == mode and metrics["train_examples"] == 64
+
+
+def test_both_modes_resume_exactly_after_a_sigkill(converted, tmp_path, data_dir):
+    """The transfer recipe on keraszoo's trainer: killed mid-epoch 2 (SIGKILL) and run again, each mode ends
+    with the history and metrics of an uninterrupted run; --strategy is taken (mirrored: every local device).
+    The two modes run side by side: each mostly waits on one process at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, preset, _ = converted
+    scenarios = {"probe": ["--l2", "1e-3"], "finetune": ["--finetune-blocks", "1"]}
+    with ThreadPoolExecutor(2) as pool:
+        futures = []
+        for mode, extra in scenarios.items():
+            (tmp_path / mode).mkdir()
+            futures.append(pool.submit(_killed_run_ends_like_an_uninterrupted_one, preset, tmp_path / mode, data_dir,
+                                       mode, extra))
+        for future in futures:
+            future.result()
 
 
 @pytest.mark.parametrize("overrides, message", [

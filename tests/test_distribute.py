@@ -159,15 +159,15 @@ def test_unset_precision_is_bfloat16_only_for_the_cnn_on_cpus_with_bfloat16_unit
     # everything 7x slower on AVX2 (docs/performance.md). Explicit choices are kept everywhere.
     from keraszoo.recipes.cifar10_cnn import Cifar10CNNConfig
     from keraszoo.recipes.mnist_vit import MnistViTConfig
-    from keraszoo.training import distribute, run_record
+    from keraszoo.training import distribute
 
     monkeypatch.setattr(distribute, "uses_gpu", lambda: False)
     for flags, onednn, cnn in ((["avx2", "fma", "avx512f", "avx512_bf16"], True, True),
                                (["avx2", "amx_bf16"], True, True),
                                (["avx2", "fma", "avx512f", "avx512_vnni"], True, False),
                                (["avx512_bf16"], False, False)):  # TF_ENABLE_ONEDNN_OPTS=0: Eigen converts
-        monkeypatch.setattr(run_record, "cpu_flags", lambda: flags)
-        monkeypatch.setattr(run_record, "onednn_enabled", lambda: onednn)
+        monkeypatch.setattr(distribute, "cpu_flags", lambda: flags)
+        monkeypatch.setattr(distribute, "onednn_enabled", lambda: onednn)
         assert distribute.native_bfloat16() is cnn
         assert distribute.resolve_mixed_precision(Cifar10CNNConfig(variant="batchnorm")) is cnn, flags
         assert distribute.resolve_mixed_precision(Cifar10CNNConfig()) is cnn
@@ -188,14 +188,14 @@ def test_an_unset_precision_is_settled_as_the_run_in_the_folder_started(tmp_path
     monkeypatch.setattr(distribute, "resolve_mixed_precision", lambda config: True)
     unset = Cifar10CNNConfig()
     assert unset.mixed_precision is None
-    assert settle_precision(unset, tmp_path).mixed_precision is True  # empty folder: this machine's choice
+    assert settle_precision(unset, tmp_path) is True  # empty folder: this machine's choice
     (tmp_path / "config.json").write_text(json.dumps({"mixed_precision": False}))
-    assert settle_precision(unset, tmp_path).mixed_precision is False  # the run there started in float32
-    assert settle_precision(Cifar10CNNConfig(restart=True), tmp_path).mixed_precision is True
-    assert settle_precision(Cifar10CNNConfig(mixed_precision=True), tmp_path).mixed_precision is True  # as given
+    assert settle_precision(unset, tmp_path) is False  # the run there started in float32
+    assert settle_precision(Cifar10CNNConfig(restart=True), tmp_path) is True
+    assert settle_precision(Cifar10CNNConfig(mixed_precision=True), tmp_path) is True  # as given
     for damaged in ("{damaged", "[]", json.dumps({"mixed_precision": "yes"})):
         (tmp_path / "config.json").write_text(damaged)
-        assert settle_precision(unset, tmp_path).mixed_precision is True
+        assert settle_precision(unset, tmp_path) is True
 
 
 def test_the_cnn_recipe_on_a_bfloat16_cpu_trains_in_bfloat16_and_exports_float32(data_dir, tmp_path, monkeypatch,

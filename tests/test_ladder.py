@@ -147,10 +147,10 @@ def test_exponential_decay_values_and_resume(data_dir, tmp_path):
     config = TrainConfig(epochs=2, batch_size=64, verbose="0", evaluate_at_init=False, export=False)
     train(model(), train_data=train_data, validation_data=test_data, test_data=test_data, config=config,
           output_dir=tmp_path,
-          callbacks=[ExponentialDecay(0.1, 0.5)])
+          schedule=ExponentialDecay(0.1, 0.5))
     # Started again with more epochs, as after a kill: the schedule continues at epoch 2.
     result = train(model(), train_data=train_data, validation_data=test_data, test_data=test_data, output_dir=tmp_path,
-                   config=dataclasses.replace(config, epochs=3), callbacks=[ExponentialDecay(0.1, 0.5)])
+                   config=dataclasses.replace(config, epochs=3), schedule=ExponentialDecay(0.1, 0.5))
     assert [row["learning_rate"] for row in result.history] == pytest.approx([0.1, 0.05, 0.025])
     assert result.metrics["resumed_at_epochs"] == [2]
 

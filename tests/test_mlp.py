@@ -189,9 +189,9 @@ def test_circles_validation_points_are_held_out_of_the_same_draw():
 
 def test_descent_variants_set_the_batch_size(mlp_recipe):
     config = mlp_recipe.MLPConfig(batch_size=16)
-    assert mlp_recipe.effective_config(dataclasses.replace(config, descent="batch"), 1000).batch_size == 1000
-    assert mlp_recipe.effective_config(dataclasses.replace(config, descent="online"), 1000).batch_size == 1
-    assert mlp_recipe.effective_config(config, 1000).batch_size == 16
+    assert mlp_recipe.effective_batch_size(dataclasses.replace(config, descent="batch"), 1000) == 1000
+    assert mlp_recipe.effective_batch_size(dataclasses.replace(config, descent="online"), 1000) == 1
+    assert mlp_recipe.effective_batch_size(config, 1000) == 16
     with pytest.raises(ValueError, match="implemented by hand only"):
         mlp_recipe.MLPConfig(loss="squared_error", implementation="keras")
     with pytest.raises(ValueError, match="plain SGD"):

@@ -160,6 +160,21 @@ def find_vit(model: keras.Model) -> keras.Model:
     raise ValueError(f"{model.name!r} holds no keraszoo ViT (build it with build_vit or build_vit_preset).")
 
 
+def _copy_block(ours, block, copy) -> None:
+    """One transformer block's weights, keras-hub's ``block`` into keraszoo's ``ours``, through ``copy``."""
+    for our_norm, their_norm in ((ours.norm_attention, block.layer_norm_1), (ours.norm_mlp, block.layer_norm_2)):
+        copy(our_norm.gamma, their_norm.gamma)
+        copy(our_norm.beta, their_norm.beta)
+    for name in ("query", "key", "value", "output"):
+        dense = getattr(block.mha, f"_{name}_dense")
+        copy(getattr(ours.attention, f"{name}_kernel"), dense.kernel)
+        bias = getattr(ours.attention, f"{name}_bias")
+        copy(bias, dense.bias if block.mha._use_bias else np.zeros(bias.shape, "float32"))
+    for our_dense, their_dense in ((ours.mlp_hidden, block.mlp.dense_1), (ours.mlp_output, block.mlp.dense_2)):
+        copy(our_dense.kernel, their_dense.kernel)
+        copy(our_dense.bias, their_dense.bias if their_dense.use_bias else np.zeros(our_dense.bias.shape))
+
+
 def load_pretrained(model: keras.Model, source: str, *, backbone=None) -> LoadedWeights:
     """Copies a keras-hub ViT checkpoint into keraszoo's ViT inside ``model``; the head is left as is.
 
@@ -200,17 +215,7 @@ def load_pretrained(model: keras.Model, source: str, *, backbone=None) -> Loaded
     checkpoint_side = math.isqrt(positions.shape[1] - 1)
     copy(tokens.position_embedding, interpolate_position_embedding(positions, (model_side, model_side)))
     for ours, block in zip(blocks, encoder.encoder_layers):
-        for our_norm, their_norm in ((ours.norm_attention, block.layer_norm_1), (ours.norm_mlp, block.layer_norm_2)):
-            copy(our_norm.gamma, their_norm.gamma)
-            copy(our_norm.beta, their_norm.beta)
-        for name in ("query", "key", "value", "output"):
-            dense = getattr(block.mha, f"_{name}_dense")
-            copy(getattr(ours.attention, f"{name}_kernel"), dense.kernel)
-            bias = getattr(ours.attention, f"{name}_bias")
-            copy(bias, dense.bias if block.mha._use_bias else np.zeros(bias.shape, "float32"))
-        for our_dense, their_dense in ((ours.mlp_hidden, block.mlp.dense_1), (ours.mlp_output, block.mlp.dense_2)):
-            copy(our_dense.kernel, their_dense.kernel)
-            copy(our_dense.bias, their_dense.bias if their_dense.use_bias else np.zeros(our_dense.bias.shape))
+        _copy_block(ours, block, copy)
     final_norm = vit.get_layer("layer_norm")
     copy(final_norm.gamma, encoder.layer_norm.gamma)
     copy(final_norm.beta, encoder.layer_norm.beta)

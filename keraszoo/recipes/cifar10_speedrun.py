@@ -54,7 +54,7 @@ class SpeedrunConfig(TrainConfig):
         return tuple(int(part) for part in self.widths.split(","))
 
 
-def build_models(config: SpeedrunConfig, metadata, train_data):
+def build_models(config: SpeedrunConfig, metadata, train_data=None, *, statistics=None):
     """The training ``ModelPair`` (flips and translations) and its inference twin: same layers, same weights."""
     import keras
 
@@ -72,16 +72,18 @@ def build_models(config: SpeedrunConfig, metadata, train_data):
         backbone=build_speedrun_net(image_shape=metadata.input_shape, num_classes=metadata.num_classes,
                                     widths=config.width_tuple()),
         image_shape=metadata.input_shape, name=NAME, augmentation=augment,
-        preprocessing=[normalization(*channel_mean_variance(train_data))])
+        preprocessing=[normalization(*(statistics or channel_mean_variance(train_data)))])
 
 
 def main(config: SpeedrunConfig) -> dict:
+    from keraszoo.data.statistics import channel_mean_variance
     from keraszoo.training.callbacks import TimeBudget
     from keraszoo.training.runner import load_data, run_classification
 
     data = load_data("cifar10", config)
+    statistics = channel_mean_variance(data.train)  # the training split's, read once
     return run_classification(
-        config, name=NAME, data=data, build_model=lambda c, metadata: build_models(c, metadata, data.train),
-        callbacks=[TimeBudget(config.learning_rate, config.budget_s, config.warmup)],
+        config, name=NAME, data=data, schedule=TimeBudget(config.learning_rate, config.budget_s, config.warmup),
+        build_model=lambda c, metadata: build_models(c, metadata, statistics=statistics),
         extra_metrics={"budget_s": config.budget_s, "widths": list(config.width_tuple())},
     )

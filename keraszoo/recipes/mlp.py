@@ -15,7 +15,6 @@ examples:
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -114,9 +113,9 @@ def build_model(config: MLPConfig, metadata):
                                   preprocessing=[pixel_scaling(), keras.layers.Flatten(name="flatten")], name="mlp")
 
 
-def effective_config(config: MLPConfig, num_train_examples: int) -> MLPConfig:
-    batch_size = {"batch": num_train_examples, "online": 1}.get(config.descent, config.batch_size)
-    return dataclasses.replace(config, batch_size=batch_size)
+def effective_batch_size(config: MLPConfig, num_train_examples: int) -> int:
+    """The batch size the descent trains with: the whole split (batch), one example (online), or --batch-size."""
+    return {"batch": num_train_examples, "online": 1}.get(config.descent, config.batch_size)
 
 
 def plot_decision_boundary(model, data, output_dir: Path) -> None:
@@ -161,12 +160,11 @@ def main(config: MLPConfig) -> dict:
     from keraszoo.training.runner import run_classification
 
     data = _data(config)
-    config = effective_config(config, data.train.num_examples)
     name = f"{NAME}_{config.dataset}_{config.implementation}"
-    default_output = Path("runs") / name / f"{config.descent}-lr{config.learning_rate:g}-seed{config.seed}"
-    config = dataclasses.replace(config, output=config.output or str(default_output))
     return run_classification(
         config, name=name, build_model=build_model, data=data,
+        resolved={"batch_size": effective_batch_size(config, data.train.num_examples)},
+        default_output=Path("runs") / name / f"{config.descent}-lr{config.learning_rate:g}-seed{config.seed}",
         extra_metrics={"implementation": config.implementation, "descent": config.descent, "loss": config.loss,
                        "activation": config.activation},
         after_training=plot_decision_boundary if config.dataset == "circles" else None,

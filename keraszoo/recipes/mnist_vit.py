@@ -49,7 +49,7 @@ class MnistViTConfig(TrainConfig):
     position_embedding: bool = option(True, "learned positional embeddings (--no-position-embedding: ablation)")
 
 
-def build_model(config: MnistViTConfig, metadata, train_data=None):
+def build_model(config: MnistViTConfig, metadata, train_data=None, *, statistics=None):
     from keraszoo.data.statistics import channel_mean_variance
     from keraszoo.models import build_image_classifier
     from keraszoo.models.preprocessing import normalization
@@ -62,7 +62,7 @@ def build_model(config: MnistViTConfig, metadata, train_data=None):
                          position_embedding=config.position_embedding)
     # Normalised with the training split's statistics, inside the model: it serves raw digits.
     return build_image_classifier(backbone=backbone, image_shape=metadata.input_shape, name=NAME,
-                                  preprocessing=[normalization(*channel_mean_variance(train_data))])
+                                  preprocessing=[normalization(*(statistics or channel_mean_variance(train_data)))])
 
 
 def learning_rate_schedule(config: MnistViTConfig, num_examples: int):
@@ -74,9 +74,11 @@ def learning_rate_schedule(config: MnistViTConfig, num_examples: int):
 
 
 def main(config: MnistViTConfig) -> dict:
+    from keraszoo.data.statistics import channel_mean_variance
     from keraszoo.training.runner import load_data, run_classification
 
     data = load_data("mnist", config)
+    statistics = channel_mean_variance(data.train)  # the training split's, read once
     return run_classification(config, name=NAME, data=data,
-                              learning_rate=learning_rate_schedule(config, data.train.num_examples),
-                              build_model=lambda c, metadata: build_model(c, metadata, data.train))
+                              schedule=learning_rate_schedule(config, data.train.num_examples),
+                              build_model=lambda c, metadata: build_model(c, metadata, statistics=statistics))

@@ -105,5 +105,5 @@ def main(config: MnistViTB16Config) -> dict:
                                        num_examples=data.train.num_examples, warmup_epochs=config.warmup_epochs)
     # Filled by build_model (which run_classification calls before it writes the record).
     loaded = {"weights": "none (random initialisation)"}
-    return run_classification(config, name=NAME, data=data, learning_rate=schedule, extra_metrics=loaded,
+    return run_classification(config, name=NAME, data=data, schedule=schedule, extra_metrics=loaded,
                               build_model=lambda c, metadata: build_model(c, metadata, loaded))

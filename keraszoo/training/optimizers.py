@@ -31,10 +31,3 @@ def compile_for_classification(model: keras.Model, config: TrainConfig, learning
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         **compile_options,
     )
-
-
-def learning_rate_schedule(optimizer) -> keras.optimizers.schedules.LearningRateSchedule | None:
-    """The schedule ``optimizer`` was made with, or None for a fixed (or callback-set) rate."""
-    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # float16's LossScaleOptimizer wraps it
-    rate = getattr(optimizer, "_learning_rate", None)  # Keras keeps no public handle on it
-    return rate if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule) else None

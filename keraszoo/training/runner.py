@@ -10,6 +10,7 @@ does that later on a machine with TensorFlow.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from keraszoo.errors import RunFolderConflict
 from keraszoo.models.classifier import ModelPair
 from keraszoo.training import run_folder, run_record
 from keraszoo.training.distribute import placement, precision, resolve_jit_compile, work_around_multiworker_build
-from keraszoo.training.resume import changed_fields, format_changes, settle_precision
+from keraszoo.training.resume import changed_fields, comparable, format_changes, settle_precision
 from keraszoo.training.trainer import compile_classifier, finish_run, seed_everything, train
 
 MODEL_FILE = run_record.MODEL_FILE
@@ -74,101 +75,119 @@ def load_data(dataset: str, config: TrainConfig) -> ClassificationData:
     )
 
 
+Schedule = "keras.optimizers.schedules.LearningRateSchedule | keras.callbacks.Callback | None"
+
+
 def run_classification(
     config: TrainConfig,
     *,
     name: str,
     data: ClassificationData,
     build_model: ModelFactory,
-    callbacks: list[keras.callbacks.Callback] = (),
-    learning_rate: keras.optimizers.schedules.LearningRateSchedule | None = None,
+    schedule: Schedule = None,
+    resolved: dict | None = None,
+    default_output: str | os.PathLike | None = None,
     extra_metrics: dict | None = None,
     after_training: Callable[[keras.Model, ClassificationData, Path], None] | None = None,
 ) -> dict:
-    """Seeds, builds, trains (resuming if needed), saves and exports; returns the metrics.
+    """One run, in this order: resolve the config, claim the run folder, build the models, train (from the
+    folder's checkpoint if any), evaluate the test split once, save and export; returns the metrics.
 
-    ``name`` names the run (runs/<name>/seed<seed> by default) and the exported model
-    (unless ``--export-name``). ``build_model(config, metadata)`` runs after seeding: create
-    every model inside it, never before the call, or the initial weights will not follow
-    ``config.seed``. It returns one model, or a ``ModelPair`` whose inference model (no
-    augmentation) is the one saved and exported. ``learning_rate``: a per-step schedule for the
-    optimizer (default: ``config.learning_rate``; per-epoch ones are callbacks). ``extra_metrics`` join metrics.json;
-    ``after_training(model, data, output_dir)`` may add files (e.g. a plot) to the record.
-
-    Models are built inside the config's placement (tf.distribute strategy or JAX
-    DataParallel) and precision policy. In a multi-worker run only the chief writes
-    ``output`` and exports; worker i keeps its own record in ``output/worker<i>``.
-    """
+    ``name``: the run's (runs/<name>/seed<seed> unless ``default_output`` or --output) and the exported
+    model's (unless --export-name). ``resolved``: values the recipe worked out for options it leaves open
+    (the MLP's batch size from its descent). ``build_model(config, metadata)`` runs seeded, inside the
+    placement and the precision policy, and returns one model or a ``ModelPair`` (the inference one, without
+    augmentation, is saved and exported). ``schedule``, the learning rate's one channel: a per-step
+    ``LearningRateSchedule``, a per-epoch callback (``ExponentialDecay``, ``TimeBudget``) or None.
+    ``after_training(model, data, output_dir)`` may add files to the record. Multi-worker: only the chief
+    writes ``output`` and exports; worker i keeps its record in ``output/worker<i>``."""
     where = placement(config.strategy)
-    output_dir = Path(config.output or Path("runs") / name / f"seed{config.seed}")
-    if not where.is_chief:
-        output_dir = output_dir / f"worker{where.task_index}"
+    config = resolve_config(config, name, resolved=resolved, default_output=default_output)
+    output_dir = Path(config.output) if where.is_chief else Path(config.output) / f"worker{where.task_index}"
     export_name = config.export_name or name
     exports = config.export and where.is_chief and keras.backend.backend() == "tensorflow"
     # Everything the run will write to is checked before a step is trained.
     marker = run_folder.claim(output_dir, name)
-    settled = settle_precision(config, output_dir)
-    if config.mixed_precision is None and settled.mixed_precision:
-        print("Computing in bfloat16 (float32 weights), this recipe's choice on CPUs with bfloat16 units: faster at the "
-              "same accuracy (docs/performance.md). A new run takes --no-mixed-precision for float32.")
-    config = settled
     if exports:
         run_folder.check_export_dir(config.export_dir)
     if marker.get("finished") and not config.restart:
         return _finished_run(config, output_dir, marker)
-    seed_everything(config.seed, deterministic=config.deterministic)
-    with precision(config.mixed_precision), where.scope():
-        policy = keras.config.dtype_policy().name
-        built = build_model(config, data.metadata)
-        pair = built if isinstance(built, ModelPair) else ModelPair(built, built)
-        if not pair.training.compiled:
-            compile_classifier(pair.training, config, learning_rate)
-        elif learning_rate is not None:
-            raise ValueError(f"{name}: build_model compiled the model itself, so the learning-rate schedule "
-                             "passed to run_classification would be ignored: pass one or the other.")
-        if not pair.training.optimizer.built:
-            # Its variables are made here, inside the placement's scope, before a resume loads into them:
-            # tf.distribute refuses variables made outside it (a mirrored run could not resume).
-            pair.training.optimizer.build(pair.training.trainable_variables)
-    if config.strategy == "multiworker":
-        work_around_multiworker_build(pair.training, where.strategy)
+
+    pair, policy = _build(config, data.metadata, build_model, where, schedule)
     metadata = data.metadata
     result = train(
         pair.training, train_data=data.train, validation_data=data.validation, test_data=data.test, config=config,
-        output_dir=output_dir,
+        output_dir=output_dir, marker=marker, schedule=schedule,
         title=f"{name} - {metadata.name} {data.train.split}, seed {config.seed} ({keras.backend.backend()})",
-        callbacks=list(callbacks), num_classes=metadata.num_classes, run_name=name,
-        extra_metrics={
-            "recipe": name,
-            "dataset": f"{metadata.name}:{metadata.version}",
-            "class_names": list(metadata.class_names),
-            "num_params": pair.training.count_params(),
-            "distribution": where.describe(),
-            "dtype_policy": policy,
-            "jit_compile": resolve_jit_compile(config.jit_compile),
-            "export_name": export_name,
-            **(extra_metrics or {}),
-        },
+        num_classes=metadata.num_classes, run_name=name,
+        extra_metrics={"recipe": name, "dataset": f"{metadata.name}:{metadata.version}",
+                       "class_names": list(metadata.class_names), "num_params": pair.training.count_params(),
+                       "distribution": where.describe(), "dtype_policy": policy,
+                       "jit_compile": resolve_jit_compile(config.jit_compile), "export_name": export_name,
+                       **(extra_metrics or {})},
     )
     metrics = result.metrics
     if after_training is not None:
         after_training(pair.training, data, output_dir)
-    if where.is_chief:
-        _save_model(pair.inference, output_dir / MODEL_FILE)
-    version_dir = None
-    if exports:
-        version_dir = _export(pair.inference, output_dir, config.export_dir, export_name, result.run_marker)
+    version_dir = _save_and_export(pair.inference, config, output_dir, export_name, result.run_marker, where, exports)
+    if version_dir is not None:
         metrics["saved_model"] = str(version_dir)
-    elif config.export and where.is_chief:
-        print(f"Keras's {keras.backend.backend()} backend cannot write a SavedModel: on a machine with TensorFlow, "
-              f"run `keraszoo export {output_dir}` to export {output_dir / MODEL_FILE}.")
-    finish_run(output_dir, result.run_marker if where.is_chief else None, str(version_dir) if version_dir else None)
     print(
         f"Validation accuracy {metrics['val_accuracy']:.4f} (best {metrics['best_val_accuracy']:.4f} at epoch "
         f"{metrics['best_epoch']}); test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f} "
         f"(evaluated once) after {metrics['epochs']} epochs ({metrics['wall_time_s']:.0f} s). Run record: {output_dir}"
     )
     return {**metrics, "output_dir": str(output_dir)}
+
+
+def _save_and_export(model, config: TrainConfig, output_dir: Path, export_name: str, marker: dict, where,
+                     exports: bool) -> Path | None:
+    """``model.keras`` (the chief's), the SavedModel when this backend can write one, then the run marked
+    finished: a kill before that point resumes, one after it finds the run done (and not exported twice)."""
+    if where.is_chief:
+        _save_model(model, output_dir / MODEL_FILE)
+    version_dir = None
+    if exports:
+        version_dir = _export(model, output_dir, config.export_dir, export_name, marker)
+    elif config.export and where.is_chief:
+        print(f"Keras's {keras.backend.backend()} backend cannot write a SavedModel: on a machine with TensorFlow, "
+              f"run `keraszoo export {output_dir}` to export {output_dir / MODEL_FILE}.")
+    finish_run(output_dir, marker if where.is_chief else None, str(version_dir) if version_dir else None)
+    return version_dir
+
+
+def resolve_config(config: TrainConfig, name: str, *, resolved: dict | None = None,
+                   default_output: str | os.PathLike | None = None) -> TrainConfig:
+    """The config a run records and keeps: its output folder, its precision (an unset --mixed-precision is
+    the run already in that folder's, else this machine's choice for the recipe) and the recipe's
+    ``resolved`` values, in one step. Nothing replaces it afterwards."""
+    output = config.output or str(default_output or Path("runs") / name / f"seed{config.seed}")
+    precision_of = settle_precision(config, Path(output))
+    if config.mixed_precision is None and precision_of:
+        print("Computing in bfloat16 (float32 weights), this recipe's choice on CPUs with bfloat16 units: faster at the "
+              "same accuracy (docs/performance.md). A new run takes --no-mixed-precision for float32.")
+    return dataclasses.replace(config, output=output, mixed_precision=precision_of, **(resolved or {}))
+
+
+def _build(config: TrainConfig, metadata, build_model: ModelFactory, where, schedule):
+    """The seeded ``ModelPair``, compiled with its optimizer's variables made, inside the placement and the
+    precision policy; and that policy's name."""
+    seed_everything(config.seed, deterministic=config.deterministic)
+    per_step = schedule if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule) else None
+    with precision(config.mixed_precision), where.scope():
+        policy = keras.config.dtype_policy().name
+        built = build_model(config, metadata)
+        pair = built if isinstance(built, ModelPair) else ModelPair(built, built)
+        if pair.training.compiled:
+            raise ValueError(f"{pair.training.name}: build_model must return an uncompiled model: the run compiles "
+                             "it with the config's optimizer and its schedule.")
+        compile_classifier(pair.training, config, per_step)
+        # The optimizer's variables are made here, inside the placement's scope, before a resume loads into
+        # them: tf.distribute refuses variables made outside it (a mirrored run could not resume).
+        pair.training.optimizer.build(pair.training.trainable_variables)
+    if config.strategy == "multiworker":
+        work_around_multiworker_build(pair.training, where.strategy)
+    return pair, policy
 
 
 def _save_model(model: keras.Model, path: Path) -> None:
@@ -226,7 +245,7 @@ def _finished_run(config: TrainConfig, output_dir: Path, marker: dict) -> dict:
     except (OSError, ValueError):
         raise RunFolderConflict(f"{output_dir} holds a finished run whose config.json or metrics.json is missing or "
                                 "unreadable: pass --restart to train it again, or choose another --output.") from None
-    diffs = changed_fields(saved, config.to_dict())
+    diffs = changed_fields(comparable(type(config), saved), config.to_dict())
     if saved.get("epochs") != config.epochs:
         diffs["epochs"] = (saved.get("epochs"), config.epochs)
     if diffs:

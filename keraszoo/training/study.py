@@ -167,10 +167,10 @@ def _run_in_process(runs: list[Run], configs: dict, main: Callable, keep: Callab
 
 def _recorded(record_dir: Path, config) -> bool:
     """A finished run's record with the same options as ``config`` (where it ran aside): nothing to train."""
-    from keraszoo.training.resume import changed_fields
+    from keraszoo.training.resume import changed_fields, comparable
 
     try:
-        saved = run_record.read_json(record_dir / run_record.CONFIG_FILE)
+        saved = comparable(type(config), run_record.read_json(record_dir / run_record.CONFIG_FILE))
         run_record.read_json(record_dir / run_record.METRICS_FILE)
     except (OSError, ValueError):
         return False

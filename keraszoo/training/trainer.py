@@ -27,7 +27,7 @@ from keraszoo.errors import TrainingDiverged
 from keraszoo.training import hardware, run_folder, run_record
 from keraszoo.training.checkpoint import EpochCheckpoint
 from keraszoo.training.distribute import resolve_jit_compile
-from keraszoo.training.optimizers import compile_for_classification, learning_rate_schedule
+from keraszoo.training.optimizers import compile_for_classification
 from keraszoo.training.resume import start_or_resume
 from keraszoo.training.run_folder import CHECKPOINT_DIR
 
@@ -160,10 +160,11 @@ def train(
     config: TrainConfig,
     output_dir: str | Path,
     title: str | None = None,
-    callbacks: list[keras.callbacks.Callback] = (),
+    schedule=None,
     extra_metrics: dict | None = None,
     num_classes: int | None = None,
     run_name: str | None = None,
+    marker: dict | None = None,
 ) -> TrainResult:
     """Trains ``model`` (compiling it if needed), evaluating ``validation_data`` after every epoch
     and ``test_data`` once, when training ends (course Q.1: the test split never chooses anything).
@@ -176,74 +177,94 @@ def train(
     (dataset name, variant, ...) to the metrics. The resume checkpoint stays in
     ``output_dir/checkpoint`` until ``finish_run`` removes it, so a kill during
     export does not cost the training. ``num_classes`` defaults to the model's last
-    output dimension. The folder is claimed as a run folder first (see
-    ``keraszoo.training.run_folder``): a folder holding files of somebody else's is refused.
+    output dimension. ``schedule``: the learning rate's schedule, a per-step ``LearningRateSchedule``
+    (the optimizer's: compile the model with it) or a per-epoch callback; it also decides whether
+    --epochs may change on resume. ``marker``: the run folder's, from ``run_folder.claim`` (the runner
+    claims it); without it the folder is claimed here: a folder holding files of somebody else's is refused.
     """
     output_dir = Path(output_dir)
     title = title or model.name
     num_classes = num_classes or int(model.output_shape[-1])
-    if config.mixed_precision is None:  # a model built by the caller: config.json records the precision it has
+    if config.mixed_precision is None:  # called with a model the caller built: record the precision it has
         config = dataclasses.replace(config, mixed_precision=model.dtype_policy.name.startswith("mixed"))
+    per_epoch = [schedule] if isinstance(schedule, keras.callbacks.Callback) else []
     if not model.compiled:
-        compile_classifier(model, config)
+        compile_classifier(model, config, None if per_epoch else schedule)
     checkpoint = EpochCheckpoint(output_dir / CHECKPOINT_DIR)
-    schedule = learning_rate_schedule(model.optimizer)
-    state, marker = start_or_resume(model, config, output_dir, checkpoint, [*callbacks, *filter(None, [schedule])],
-                                    run_name)
+    if marker is None:
+        marker = run_folder.claim(output_dir, run_name)
+    state, marker = start_or_resume(model, config, output_dir, checkpoint, schedule, run_name, marker)
 
-    # Evaluation batches need not be as small as training ones (online SGD trains on 1 example).
-    # Never larger than the split: under a tf.distribute strategy Keras builds the model from the
-    # first batch reduced over replicas, which fails when a short batch splits unevenly (64 as 64 + 0).
-    def eval_batches(data):
-        return data.batches(batch_size=min(max(config.batch_size, EVAL_BATCH_SIZE), data.num_examples))
-
-    validation_batches = eval_batches(validation_data)
+    validation_batches = _eval_batches(validation_data, config)
     if config.evaluate_at_init and not state["initial"]:
-        start = time.perf_counter()
-        initial = model.evaluate(validation_batches, verbose=0, return_dict=True)
-        report = chance_level_report(initial["loss"], initial["accuracy"], num_classes)
-        state["initial"] = {
-            "initial_val_loss": report["initial_loss"],
-            "initial_val_accuracy": report["initial_accuracy"],
-            "chance_level_loss": report["chance_loss"],
-            "initial_loss_near_chance": report["ok"],
-            "initial_eval_time_s": round(time.perf_counter() - start, 3),
-        }
-        print(f"Before training: {format_report(report)}")
-
+        state["initial"] = _evaluate_at_init(model, validation_batches, num_classes)
     if state["epoch"] < config.epochs:
-        stream, steps_per_epoch = train_data.epoch_batches(
-            batch_size=config.batch_size,
-            seed=config.seed,
-            first_epoch=state["epoch"],
-            last_epoch=config.epochs,
-        )
-        _end_every_epoch_with_a_call(model, config.steps_per_execution, steps_per_epoch)
-        recorder = _EpochRecorder(state, checkpoint, output_dir, title)
-        guards = [_StopOnNonFiniteLoss(), *([_PausePoints()] if faults.enabled() else [])]
-        if config.tensorboard:
-            guards.append(_tensorboard(output_dir / run_record.TENSORBOARD_DIR))
-        model.fit(
-            stream,
-            epochs=config.epochs,
-            initial_epoch=state["epoch"],
-            steps_per_epoch=steps_per_epoch,
-            validation_data=validation_batches,
-            shuffle=False,  # the stream is already shuffled, per epoch and reproducibly
-            callbacks=[*callbacks, *guards, recorder],
-            verbose=config.keras_verbose(),
-        )
+        _fit(model, train_data, validation_batches, config, state,
+             callbacks=[*per_epoch, *_guards(config, output_dir),
+                        _EpochRecorder(state, checkpoint, output_dir, title)])
     history = state["history"][: config.epochs]
-    # The test split, once: after the last epoch, on the weights that are saved and exported.
-    start = time.perf_counter()
-    test = model.evaluate(eval_batches(test_data), verbose=0, return_dict=True)
-    test = {"test_loss": float(test["loss"]), "test_accuracy": float(test["accuracy"]),
-            "test_eval_time_s": round(time.perf_counter() - start, 3)}
+    test = _test_once(model, test_data, config)
     metrics = _final_metrics(history, state, config, train_data, validation_data, test_data,
                              {**(extra_metrics or {}), **test, "run_id": marker.get("run_id")})
     write_record_files(output_dir, history, title, state["initial"], test)
     run_record.write_json(output_dir / run_record.METRICS_FILE, metrics)
     return TrainResult(metrics=metrics, history=history, output_dir=output_dir, run_marker=marker)
+
+
+def _eval_batches(data, config: TrainConfig):
+    """Evaluation batches need not be as small as training ones (online SGD trains on 1 example). Never
+    larger than the split: under a tf.distribute strategy Keras builds the model from the first batch
+    reduced over replicas, which fails when a short batch splits unevenly (64 as 64 + 0)."""
+    return data.batches(batch_size=min(max(config.batch_size, EVAL_BATCH_SIZE), data.num_examples))
+
+
+def _evaluate_at_init(model, validation_batches, num_classes: int) -> dict:
+    """The untrained model on the validation split against chance level (ln C, 1/C): a wrong loss or a
+    broken input shows before any training."""
+    start = time.perf_counter()
+    initial = model.evaluate(validation_batches, verbose=0, return_dict=True)
+    report = chance_level_report(initial["loss"], initial["accuracy"], num_classes)
+    print(f"Before training: {format_report(report)}")
+    return {
+        "initial_val_loss": report["initial_loss"],
+        "initial_val_accuracy": report["initial_accuracy"],
+        "chance_level_loss": report["chance_loss"],
+        "initial_loss_near_chance": report["ok"],
+        "initial_eval_time_s": round(time.perf_counter() - start, 3),
+    }
+
+
+def _guards(config: TrainConfig, output_dir: Path) -> list:
+    """The callbacks that stop a diverged run, pause for the kill tests, and write TensorBoard's logs."""
+    guards = [_StopOnNonFiniteLoss(), *([_PausePoints()] if faults.enabled() else [])]
+    if config.tensorboard:
+        guards.append(_tensorboard(output_dir / run_record.TENSORBOARD_DIR))
+    return guards
+
+
+def _fit(model, train_data, validation_batches, config: TrainConfig, state: dict, *, callbacks: list) -> None:
+    """Epochs ``state["epoch"]`` to ``config.epochs``, each with its own shuffle of (seed, epoch)."""
+    stream, steps_per_epoch = train_data.epoch_batches(
+        batch_size=config.batch_size, seed=config.seed, first_epoch=state["epoch"], last_epoch=config.epochs)
+    _end_every_epoch_with_a_call(model, config.steps_per_execution, steps_per_epoch)
+    model.fit(
+        stream,
+        epochs=config.epochs,
+        initial_epoch=state["epoch"],
+        steps_per_epoch=steps_per_epoch,
+        validation_data=validation_batches,
+        shuffle=False,  # the stream is already shuffled, per epoch and reproducibly
+        callbacks=callbacks,
+        verbose=config.keras_verbose(),
+    )
+
+
+def _test_once(model, test_data, config: TrainConfig) -> dict:
+    """The test split, once: after the last epoch, on the weights that are saved and exported."""
+    start = time.perf_counter()
+    test = model.evaluate(_eval_batches(test_data, config), verbose=0, return_dict=True)
+    return {"test_loss": float(test["loss"]), "test_accuracy": float(test["accuracy"]),
+            "test_eval_time_s": round(time.perf_counter() - start, 3)}
 
 
 def steps_per_call(requested: int, steps_per_epoch: int) -> int:
