@@ -12,6 +12,8 @@ examples:
   python recipes/cifar10_ladder.py --variants batchnorm --epochs 20 --seeds 0
   KERAS_BACKEND=jax python recipes/cifar10_ladder.py --data-pack pack/cifar10 --jobs 12 \\
       --records docs/records/cifar10_ladder_gpu --figure-prefix cifar10_ladder_gpu     # on a lent GPU
+  keraszoo study cifar10_ladder --variants course_decay_no_augmentation course_dropout_unnormalized \
+      course_batchnorm normalized baseline --records docs/records/cifar10_ladder_val   # the course's own runs
   python recipes/cifar10_ladder.py --report-only
 """
 
@@ -24,11 +26,25 @@ from keraszoo.recipes.cifar10_cnn import VARIANTS
 from keraszoo.training.study import best_monitored, by_group, load_records, mean_std, plot_groups, seeds_of, summary_table
 
 
+# The course's own experiments, as it ran them, beside the cumulative ladder (issue #37): its decay on
+# normalised data without augmentation (against `normalized`), its dropout on unnormalised data (against
+# `baseline`), and its batch-norm step with its own optimizer (plain SGD 0.1, γ 0.95, dropout 0.5).
+COURSE_EXPERIMENTS = {
+    "course_decay_no_augmentation": {"variant": "normalized", "lr_decay": 0.95},
+    "course_dropout_unnormalized": {"variant": "baseline", "dropout_rate": 0.5},
+    "course_batchnorm": {"variant": "batchnorm", "learning_rate": 0.1, "momentum": 0.0, "lr_decay": 0.95,
+                         "dropout_rate": 0.5},
+}
+GROUPS = (*VARIANTS, *COURSE_EXPERIMENTS)
+
+
 def parse_args(argv=None):
     from keraszoo.training.study import study_parser
 
     parser = study_parser(__doc__, runs="runs/ladder", records="docs/records/cifar10_ladder", epochs=30)
-    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--variants", nargs="+", choices=GROUPS, default=list(VARIANTS),
+                        help="ladder steps and the course's own experiments (course_*) to run "
+                             "(default: the six ladder steps)")
     parser.add_argument("--figure-prefix", default="cifar10_ladder",
                         help="figures are <prefix>_<variant>.png (default: %(default)s)")
     return parser.parse_args(argv)
@@ -57,7 +73,8 @@ def report(records, figures: Path, prefix: str = "cifar10_ladder") -> str:
         plot_groups({f"seed {r.seed}": [r] for r in runs}, figures / f"{prefix}_{variant}.png", title=variant,
                     metrics=("loss", "accuracy"), with_train=True)
     m = lambda runs: [r.metrics for r in runs]  # noqa: E731
-    return summary_table(groups, VARIANTS, first="variant", columns={
+    order = [*VARIANTS, *(name for name in COURSE_EXPERIMENTS if name in groups)]
+    return summary_table(groups, order, first="variant", columns={
         "SGD lr0, momentum, γ": lambda runs: "; ".join(sorted(
             {f"{r.config['learning_rate']:g}, {r.config['momentum']:g}, {r.metrics['steps']['lr_decay']:g}" for r in runs})),
         "epochs": lambda runs: "/".join(map(str, sorted({x["epochs"] for x in m(runs)}))),
@@ -83,7 +100,7 @@ def claims_table(groups: dict, *, settle_epochs: int = 5) -> str:
 
     long_enough = {v: runs for v, runs in groups.items() if min(len(r.history) for r in runs) >= settle_epochs + 2}
     per_seed = lambda value: lambda runs: " / ".join(value(r.history) for r in runs)  # noqa: E731
-    return summary_table(long_enough, [v for v in VARIANTS if v in long_enough], first="variant", columns={
+    return summary_table(long_enough, [v for v in GROUPS if v in long_enough], first="variant", columns={
         "lowest test loss at epoch": per_seed(lambda h: str(min(h, key=lambda row: row["val_loss"])["epoch"])),
         "final test loss": per_seed(lambda h: f"{h[-1]['val_loss']:.2f}"),
         "test acc. at epoch 10 (%)": per_seed(lambda h: f"{100 * h[9]['val_accuracy']:.1f}" if len(h) >= 10 else "—"),
@@ -100,7 +117,7 @@ def main(argv=None) -> int:
         from keraszoo.training.study import run_study
 
         status = run_study(args, recipe="cifar10_cnn",
-                           grid={variant: {"variant": variant} for variant in args.variants})
+                           grid={name: COURSE_EXPERIMENTS.get(name, {"variant": name}) for name in args.variants})
     records = load_records(args.records)
     print(report(records, Path(args.figures), args.figure_prefix))
     print()
