@@ -1,7 +1,7 @@
 """keraszoo's answers to the course's part-1 questions, measured: learning rate (Q.11), batch / minibatch /
 online descent (Q.10), a linear vs a tanh hidden layer (Q.3), cross-entropy vs squared error (Q.8-Q.9)
-and the number of training examples N (Q.2, MNIST: the first N of train[:55000]; every N sees at least
-5 epochs of 55,000 examples' worth of steps, at most 100 epochs).
+the number of training examples N (Q.2, MNIST: the first N of train[:55000]; every N sees at least
+5 epochs of 55,000 examples' worth of steps, at most 100 epochs), and the hidden layer's size (MNIST).
 
 Runs keraszoo.recipes.mlp (hand-written implementation) over a grid on circles and MNIST,
 each run in --runs/<dataset>-<study>-<value>-seed<seed>/ (resumable; finished runs are
@@ -34,6 +34,8 @@ STUDIES = [
     ("circles", "loss", ["cross_entropy", "squared_error"], {"descent": "minibatch", "learning_rate": 0.1, "epochs": 20}),
     ("mnist", "loss", ["cross_entropy", "squared_error"], {"descent": "minibatch", "learning_rate": 0.1, "epochs": 5}),
     ("mnist", "train_size", [1000, 5000, 15000, 55000], {"descent": "minibatch", "learning_rate": 0.1}),
+    # Part 1's hidden size (issue #37): the default 100 was never compared on validation data.
+    ("mnist", "hidden_dim", [10, 30, 100, 300, 1000], {"descent": "minibatch", "learning_rate": 0.1, "epochs": 5}),
 ]
 MNIST_TRAIN = 55000  # train[:55000]; the last 5,000 are the validation split
 
