@@ -24,7 +24,7 @@ from keraszoo.faults import PAUSE_AT, PAUSE_FILE
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 300
 # Differ between an interrupted and an uninterrupted run by nature (clocks, identity).
-NOT_COMPARED = {"wall_time_s", "mean_train_time_per_epoch_s", "initial_eval_time_s", "test_eval_time_s",
+NOT_COMPARED = {"wall_time_s", "mean_train_time_per_epoch_s", "peak_rss_mib", "initial_eval_time_s", "test_eval_time_s",
                 "resumed_at_epochs", "run_id", "saved_model", "environment", "output_dir"}
 HISTORY_COLUMNS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
 

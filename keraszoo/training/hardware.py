@@ -78,6 +78,17 @@ def onednn_enabled() -> bool:
     return bool(_pywrap_util_port.IsMklEnabled())
 
 
+def peak_rss_mib() -> float | None:
+    """The process's peak resident memory so far, in MiB (None where the platform does not say): for a
+    run in a process of its own, what it needed at most, runtime and data cache included."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
+
+
 def environment() -> dict:
     """Library versions and hardware, for the record: the same keys on every Keras backend
     (a library the run did not use is None)."""

@@ -327,6 +327,7 @@ def _final_metrics(history, state, config, train_data, validation_data, test_dat
         ),
         "mean_train_time_per_epoch_s": round(sum(train_times) / len(train_times), 3),
         "resumed_at_epochs": state["resumed_at"],
+        "peak_rss_mib": hardware.peak_rss_mib(),
         "environment": hardware.environment(),
     }
 
