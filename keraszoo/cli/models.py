@@ -1,4 +1,4 @@
-"""``keraszoo models / export / show / evaluate / describe``: builders, runs and exported models."""
+"""``keraszoo models / show / evaluate / describe``: builders, runs and exported models."""
 
 from __future__ import annotations
 
@@ -16,14 +16,6 @@ COURSE_NOTE = (
 
 def add_commands(commands) -> None:
     commands.add_parser("models", help="list the registered model builders").set_defaults(run=_models)
-    export = commands.add_parser(
-        "export", help="export a finished run folder's model.keras as a SavedModel",
-        description="A run trained on JAX or PyTorch keeps its inference model in RUN_DIR/model.keras; on a machine "
-        "with TensorFlow this exports it to EXPORT_DIR/<name>/<version>/ with its run record, once per run.")
-    export.add_argument("run_dir", help="the run's --output folder")
-    export.add_argument("--export-dir", default="saved_models", help="model root (default: saved_models)")
-    export.add_argument("--export-name", help="model folder name (default: the run's own)")
-    export.set_defaults(run=_export)
     show = commands.add_parser("show", help="describe an exported SavedModel")
     show.add_argument("path", help="saved_models/<name> or saved_models/<name>/<version>")
     show.set_defaults(run=_show)
@@ -57,14 +49,6 @@ def _models(args) -> int:
         model = builder()
         print(f"{name:<22} {model.count_params():>11,} parameters  input {model.input_shape[1:]}  ({model.name})")
     return 0
-
-
-def _export(args) -> int:
-    from keraszoo.training.command_line import guarded
-    from keraszoo.training.runner import export_run
-
-    # export_run says what it did: exported, or found the version this run exported before.
-    return guarded(lambda: export_run(args.run_dir, export_dir=args.export_dir, name=args.export_name))
 
 
 def _show(args) -> int:

@@ -1,0 +1,12 @@
+# Every shipped model as ONNX and LiteRT, each file checked against its SavedModel on the model's test
+# split (the first 1,000 images; 256 for the 88 MB DINOv2 model). The comparisons are kept here; the files
+# are not (tens of MB): the same commands make them again.
+set -euo pipefail
+out="${OUT:-/tmp/keraszoo_formats}"
+for format in onnx litert; do
+  for model in cifar10_cnn cifar10_cnn_batchnorm mnist_vit mnist_dinov2; do
+    split='test[:1000]'; [ "$model" = mnist_dinov2 ] && split='test[:256]'
+    keraszoo export "$model" --format "$format" --out "$out/$model.$format" --verify-split "$split"
+    cp "$out/$model.$format.verification.json" "docs/records/export_formats/"
+  done
+done

@@ -1,0 +1,104 @@
+"""``keraszoo export``: a run, a SavedModel folder or a shipped model's name -> SavedModel, ONNX or LiteRT."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from keraszoo.config import DATA_DIR_HELP
+
+
+def add_commands(commands) -> None:
+    export = commands.add_parser(
+        "export", help="export a run as a SavedModel, or a SavedModel as ONNX / LiteRT (verified on real images)",
+        description="--format savedmodel (default): a finished run folder's model.keras (trained on any backend) "
+        "to EXPORT_DIR/<name>/<version>/ with its run record, once per run. --format onnx or litert: SOURCE's "
+        "serving signature (uint8 images in, logits and probabilities out) as one file at --out, kept only if it "
+        "answers as the SavedModel on --verify-split; the comparison is written beside it (<out>.verification.json). "
+        "SOURCE is then a run folder that exported, saved_models/<name>[/<version>], or a name under --export-dir.")
+    export.add_argument("source", metavar="SOURCE", help="run folder; with --format onnx|litert also a SavedModel "
+                        "folder or a model name (e.g. cifar10_cnn_batchnorm)")
+    export.add_argument("--format", choices=("savedmodel", "onnx", "litert"), default="savedmodel",
+                        help="what to write (default: savedmodel)")
+    export.add_argument("--out", help="the ONNX or LiteRT file to write (onnx, litert)")
+    export.add_argument("--export-dir", default="saved_models", help="model root (default: saved_models)")
+    export.add_argument("--export-name", help="model folder name (savedmodel; default: the run's own)")
+    export.add_argument("--verify-split", default="test[:1000]",
+                        help="images of the model's dataset the file is checked on (default: %(default)s)")
+    export.add_argument("--data-dir", help=DATA_DIR_HELP)
+    export.set_defaults(run=_export)
+
+
+def _export(args) -> int:
+    from keraszoo.training.command_line import guarded
+
+    if args.format == "savedmodel":
+        from keraszoo.training.runner import export_run
+
+        # export_run says what it did: exported, or found the version this run exported before.
+        return guarded(lambda: export_run(args.source, export_dir=args.export_dir, name=args.export_name))
+    if not args.out:
+        print(f"error: --format {args.format} writes one file: give it with --out (e.g. --out model."
+              f"{'onnx' if args.format == 'onnx' else 'tflite'}).", file=sys.stderr)
+        return 2
+    return guarded(lambda: _convert(args))
+
+
+def _convert(args) -> None:
+    from keraszoo.data import read_split
+    from keraszoo.export.formats import export_verified
+
+    version_dir = _saved_model_of(args.source, args.export_dir)
+    dataset = _dataset_of(version_dir)
+    split = read_split(dataset, args.verify_split, data_dir=args.data_dir)
+    images, labels = zip(*((x.numpy(), y.numpy()) for x, y in split.batches(batch_size=500)))
+    images, labels = _concatenate(images), _concatenate(labels)
+    report = export_verified(version_dir, args.format, args.out, images, labels)
+    print(f"{args.format}: {args.out} ({report['bytes']:,} bytes) from {version_dir}; on {dataset} {args.verify_split} "
+          f"({report['images']} images): logits within {report['max_abs_logit_difference']:.2g} of the SavedModel's "
+          f"(bound {report['logit_bound']:.2g}), accuracy {report['accuracy']:.4f} (SavedModel "
+          f"{report['savedmodel_accuracy']:.4f}). Comparison: {args.out}.verification.json")
+
+
+def _saved_model_of(source: str, export_dir: str) -> Path:
+    """The SavedModel version a source names: a run folder's export, a model or version folder, or a name."""
+    from keraszoo.export import resolve_version_dir
+    from keraszoo.training import run_folder
+
+    path = Path(source)
+    marker = run_folder.read_marker(path) if path.is_dir() else None
+    if marker is not None:
+        if not marker.get("saved_model"):
+            raise ValueError(f"{path} is a run folder that has not exported a SavedModel: run `keraszoo export "
+                             f"{path}` first, then convert the version it writes.")
+        return resolve_version_dir(marker["saved_model"])
+    if not path.exists() and "/" not in source and (Path(export_dir) / source).is_dir():
+        path = Path(export_dir) / source
+    if not path.exists():
+        names = sorted(p.name for p in Path(export_dir).iterdir() if p.is_dir()) if Path(export_dir).is_dir() else []
+        raise ValueError(f"{source} is neither a folder nor a model under {export_dir}"
+                         + (f" (it holds: {', '.join(names)})." if names else "."))
+    return resolve_version_dir(path)
+
+
+def _dataset_of(version_dir: Path) -> str:
+    """The TFDS dataset the model was trained on, from the run record in its version folder."""
+    from keraszoo.export import RUN_RECORD_DIR
+
+    record = version_dir / RUN_RECORD_DIR
+    for name in ("metrics.json", "config.json"):  # records before 2026-11-28 name it in config.json only
+        try:
+            recorded = json.loads((record / name).read_text()).get("dataset")
+        except (OSError, ValueError, AttributeError):
+            recorded = None
+        if recorded:
+            return str(recorded).split(":")[0]
+    raise ValueError(f"{version_dir} has no run record naming its dataset ({RUN_RECORD_DIR}/metrics.json), so "
+                     "the file cannot be checked on real images: export it with keraszoo.")
+
+
+def _concatenate(parts):
+    import numpy as np
+
+    return np.concatenate(parts)

@@ -1,0 +1,89 @@
+"""`keraszoo export --format onnx|litert`: every shipped model as ONNX and LiteRT, answering as its SavedModel
+on real test images, and the one-line failures."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+from keraszoo.cli import main as keraszoo
+from keraszoo.export import formats
+
+pytest.importorskip("tf2onnx", reason="the formats extra (pip install 'keraszoo[formats]')")
+pytest.importorskip("ai_edge_litert", reason="the formats extra (pip install 'keraszoo[formats]')")
+
+SHIPPED = ["cifar10_cnn", "cifar10_cnn_batchnorm", "mnist_vit"]  # mnist_dinov2 (88 MB): tests marked slow
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "litert"])
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_model_converts_and_answers_as_its_saved_model(name, fmt, data_dir, tmp_path, capsys):
+    out = tmp_path / f"{name}.{fmt}"
+    argv = ["export", name, "--format", fmt, "--out", str(out), "--export-dir", str(ROOT / "saved_models"),
+            "--verify-split", "test[:256]", "--data-dir", data_dir]
+    assert keraszoo(argv) == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / f"{name}.{fmt}.verification.json").read_text())
+    # The bound: float32 sums reordered, at most n * 2**-24 of the logits' scale for dot products of n <=
+    # 1,600 terms (keraszoo.export.formats.RELATIVE_LOGIT_BOUND); and the same predictions, so the same accuracy.
+    assert report["images"] == 256 and report["ok"]
+    assert report["max_abs_logit_difference"] <= 1e-4 * report["max_abs_logit"]
+    assert report["accuracy"] == report["savedmodel_accuracy"] > 0.5
+    # The file on its own, as a user runs it: uint8 images in, both outputs out, probabilities summing to 1.
+    images = np.random.default_rng(0).integers(0, 256, (3, *_input_shape(name)), dtype=np.uint8)
+    outputs = formats.run(out, fmt, images)
+    assert outputs["logits"].shape == (3, 10) and np.allclose(outputs["probabilities"].sum(1), 1, atol=1e-5)
+    if fmt == "onnx":  # the inference computation only: no dropout's or augmentation's random op traced in
+        import onnx
+
+        ops = {node.op_type for node in onnx.load(str(out)).graph.node}
+        assert not any("Random" in op for op in ops) and "Erfc" not in ops, ops
+
+
+def _input_shape(name):
+    return (28, 28, 1) if name.startswith("mnist") else (32, 32, 3)
+
+
+def test_a_file_that_answers_otherwise_is_not_kept(data_dir, tmp_path, monkeypatch):
+    """The check can fail: another model's ONNX file in place of the conversion is refused, nothing written."""
+    other = tmp_path / "other.onnx"
+    formats.convert(ROOT / "saved_models" / "cifar10_cnn" / "1", "onnx", other)
+    monkeypatch.setattr(formats, "convert", lambda version_dir, fmt, out: shutil.copy(other, out))
+    from keraszoo.data import read_split
+
+    images, labels = next(iter(read_split("cifar10", "test[:128]", data_dir=data_dir).batches(batch_size=128)))
+    with pytest.raises(formats.ExportFormatError, match="answers unlike the SavedModel"):
+        formats.export_verified(ROOT / "saved_models" / "cifar10_cnn_batchnorm" / "3", "onnx", tmp_path / "bn.onnx",
+                                images.numpy(), labels.numpy())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.onnx"]
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["export", "cifar10_cnn", "--format", "onnx"], "--format onnx writes one file: give it with --out"),
+    (["export", "nope", "--format", "litert", "--out", "m.tflite"], "nope is neither a folder nor a model under"),
+])
+def test_bad_export_requests_are_one_line(argv, says, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert keraszoo([*argv, "--export-dir", str(ROOT / "saved_models")]) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "litert"])
+def test_a_damaged_file_is_one_line(fmt, tmp_path):
+    damaged = tmp_path / f"model.{fmt}"
+    damaged.write_bytes(b"\x08\x07garbage" * 100)
+    with pytest.raises(formats.ExportFormatError, match=f"does not run as a keraszoo {fmt} model"):
+        formats.run(damaged, fmt, np.zeros((1, 32, 32, 3), np.uint8))
+
+
+@pytest.mark.slow  # ViT-S/14 (88 MB of weights): about a minute per format on 2 cores
+@pytest.mark.parametrize("fmt", ["onnx", "litert"])
+def test_the_shipped_dinov2_model_converts_too(fmt, data_dir, tmp_path, capsys):
+    argv = ["export", "mnist_dinov2", "--format", fmt, "--out", str(tmp_path / f"dinov2.{fmt}"), "--export-dir",
+            str(ROOT / "saved_models"), "--verify-split", "test[:128]", "--data-dir", data_dir]
+    assert keraszoo(argv) == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / f"dinov2.{fmt}.verification.json").read_text())["ok"]
