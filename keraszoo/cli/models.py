@@ -16,6 +16,14 @@ COURSE_NOTE = (
 
 def add_commands(commands) -> None:
     commands.add_parser("models", help="list the registered model builders").set_defaults(run=_models)
+    card = commands.add_parser(
+        "card", help="write MODEL_CARD.md into an exported version, from its run record",
+        description="What the model is for, its data and splits, its results (the run record's numbers), "
+        "parameters, FLOPs per image and its speed measured now on this CPU, limitations, provenance and licence. "
+        "Exports write it themselves; this writes it for older versions, or again.")
+    card.add_argument("path", help="saved_models/<name> (the newest version) or saved_models/<name>/<version>")
+    card.add_argument("--no-measure", action="store_true", help="leave the speed out (no timing)")
+    card.set_defaults(run=_card)
     show = commands.add_parser("show", help="describe an exported SavedModel")
     show.add_argument("path", help="saved_models/<name> or saved_models/<name>/<version>")
     show.set_defaults(run=_show)
@@ -48,6 +56,19 @@ def _models(args) -> int:
     for name, builder in sorted(MODEL_BUILDERS.items()):
         model = builder()
         print(f"{name:<22} {model.count_params():>11,} parameters  input {model.input_shape[1:]}  ({model.name})")
+    return 0
+
+
+def _card(args) -> int:
+    from keraszoo.export import SavedModelError, resolve_version_dir
+    from keraszoo.export.model_card import write_model_card
+
+    try:
+        path = write_model_card(resolve_version_dir(args.path), measure=not args.no_measure)
+    except (FileNotFoundError, SavedModelError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
     return 0
 
 

