@@ -137,7 +137,7 @@ def render(version_dir: Path, facts: dict, metrics: dict, config: dict) -> str:
              + ("evaluated once when training ended" if has_validation else "the monitor of every epoch, reported at the end"),
              "", "## Results (from the run record)", "",
              "| measure | value |", "|---|---|",
-             f"| validation accuracy (last epoch) | {_percent(metrics.get('val_accuracy'))} |",
+             f"| validation accuracy (of the exported weights) | {_percent(metrics.get('val_accuracy'))} |",
              f"| test accuracy | {_percent(metrics.get('test_accuracy'))} |",
              f"| test loss | {metrics['test_loss']:.4f} |" if "test_loss" in metrics else "| test loss | not recorded |",
              f"| epochs | {metrics.get('epochs') or config.get('epochs', 'not recorded')} |",
