@@ -24,3 +24,11 @@ _quiet.install()
 # TensorFlow reads the variable once, when it is first imported: import keraszoo before
 # tensorflow for this to apply, or set TF_ENABLE_ONEDNN_OPTS yourself (0 = Eigen kernels).
 _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+
+def load_trained(name: str, root=None):
+    """The trained model called ``name`` (``keraszoo models --trained``) as a Keras model: uint8 images in,
+    logits out, to fine-tune or to take features from (keraszoo/export/trained.py)."""
+    from keraszoo.export.trained import load_trained as load
+
+    return load(name, root)

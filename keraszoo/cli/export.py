@@ -64,6 +64,7 @@ def _convert(args) -> None:
 def _saved_model_of(source: str, export_dir: str) -> Path:
     """The SavedModel version a source names: a run folder's export, a model or version folder, or a name."""
     from keraszoo.export import resolve_version_dir
+    from keraszoo.export.trained import resolve_source
     from keraszoo.training import run_folder
 
     path = Path(source)
@@ -73,13 +74,7 @@ def _saved_model_of(source: str, export_dir: str) -> Path:
             raise ValueError(f"{path} is a run folder that has not exported a SavedModel: run `keraszoo export "
                              f"{path}` first, then convert the version it writes.")
         return resolve_version_dir(marker["saved_model"])
-    if not path.exists() and "/" not in source and (Path(export_dir) / source).is_dir():
-        path = Path(export_dir) / source
-    if not path.exists():
-        names = sorted(p.name for p in Path(export_dir).iterdir() if p.is_dir()) if Path(export_dir).is_dir() else []
-        raise ValueError(f"{source} is neither a folder nor a model under {export_dir}"
-                         + (f" (it holds: {', '.join(names)})." if names else "."))
-    return resolve_version_dir(path)
+    return resolve_source(source, export_dir if Path(export_dir).is_dir() else None)
 
 
 def _dataset_of(version_dir: Path) -> str:

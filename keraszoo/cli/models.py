@@ -15,20 +15,26 @@ COURSE_NOTE = (
 
 
 def add_commands(commands) -> None:
-    commands.add_parser("models", help="list the registered model builders").set_defaults(run=_models)
+    models = commands.add_parser("models", help="list the registered model builders, or the trained models by name")
+    models.add_argument("--trained", action="store_true", help="the trained models shipped in saved_models/ "
+                        "(or $KERASZOO_MODELS), with their numbers: names keraszoo.load_trained, evaluate and "
+                        "export take")
+    models.set_defaults(run=_models)
     card = commands.add_parser(
         "card", help="write MODEL_CARD.md into an exported version, from its run record",
         description="What the model is for, its data and splits, its results (the run record's numbers), "
         "parameters, FLOPs per image and its speed measured now on this CPU, limitations, provenance and licence. "
         "Exports write it themselves; this writes it for older versions, or again.")
-    card.add_argument("path", help="saved_models/<name> (the newest version) or saved_models/<name>/<version>")
+    card.add_argument("path", help="saved_models/<name> (the newest version), saved_models/<name>/<version>, or a "
+                      "trained model's name")
     card.add_argument("--no-measure", action="store_true", help="leave the speed out (no timing)")
     card.set_defaults(run=_card)
     show = commands.add_parser("show", help="describe an exported SavedModel")
     show.add_argument("path", help="saved_models/<name> or saved_models/<name>/<version>")
     show.set_defaults(run=_show)
     evaluate = commands.add_parser("evaluate", help="score an exported SavedModel on a split")
-    evaluate.add_argument("path", help="saved_models/<name> or saved_models/<name>/<version>")
+    evaluate.add_argument("path", help="saved_models/<name>[/<version>], or a trained model's name (keraszoo models "
+                          "--trained)")
     evaluate.add_argument("--dataset", help="TFDS dataset (default: the one in the model's run record)")
     evaluate.add_argument("--split", default="test", help="split or slice (default: test)")
     evaluate.add_argument("--data-dir", help=DATA_DIR_HELP)
@@ -51,6 +57,8 @@ def add_commands(commands) -> None:
 
 
 def _models(args) -> int:
+    if args.trained:
+        return _trained_models()
     from keraszoo.models import MODEL_BUILDERS
 
     for name, builder in sorted(MODEL_BUILDERS.items()):
@@ -60,15 +68,31 @@ def _models(args) -> int:
 
 
 def _card(args) -> int:
-    from keraszoo.export import SavedModelError, resolve_version_dir
+    from keraszoo.export import SavedModelError
     from keraszoo.export.model_card import write_model_card
+    from keraszoo.export.trained import UnknownTrainedModel, resolve_source
 
     try:
-        path = write_model_card(resolve_version_dir(args.path), measure=not args.no_measure)
-    except (FileNotFoundError, SavedModelError) as error:
+        path = write_model_card(resolve_source(args.path), measure=not args.no_measure)
+    except (FileNotFoundError, SavedModelError, UnknownTrainedModel) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {path}")
+    return 0
+
+
+def _trained_models() -> int:
+    from keraszoo.export.trained import models_root, trained_models
+
+    percent = lambda value: f"{100 * value:.2f} %" if value is not None else "—"  # noqa: E731
+    found = trained_models()
+    print(f"trained models in {models_root()} (test accuracy evaluated once; validation: of the exported weights):")
+    for model in found.values():
+        print(f"  {model.name:<24} {model.dataset or '?':<8} test {percent(model.test_accuracy):>8}  validation "
+              f"{percent(model.validation_accuracy):>8}  {f'{model.parameters:,}' if model.parameters else '—':>11} "
+              f"parameters  {model.version_dir}")
+    if not found:
+        print("  none: export one (keraszoo train ...) or set KERASZOO_MODELS")
     return 0
 
 
@@ -111,10 +135,11 @@ def _evaluate(args) -> int:
     import tensorflow as tf
 
     from keraszoo.data import DatasetNotFoundError, dataset_metadata, load_dataset
-    from keraszoo.export import load_serving_fn, resolve_version_dir
+    from keraszoo.export import load_serving_fn
+    from keraszoo.export.trained import UnknownTrainedModel, resolve_source
 
     try:
-        path = resolve_version_dir(args.path)
+        path = resolve_source(args.path)
         name = args.dataset or _trained_on(path)
         metadata = dataset_metadata(name, data_dir=args.data_dir)
         dataset = load_dataset(name, args.split, batch_size=256, data_dir=args.data_dir)
@@ -123,7 +148,7 @@ def _evaluate(args) -> int:
         if expected != tuple(metadata.input_shape):
             raise ValueError(f"{path} takes images of shape {expected}, {name} has {tuple(metadata.input_shape)}: "
                              "pass the dataset the model was trained on with --dataset.")
-    except (DatasetNotFoundError, ValueError, FileNotFoundError, KeyError) as error:
+    except (DatasetNotFoundError, ValueError, FileNotFoundError, KeyError, UnknownTrainedModel) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     try:

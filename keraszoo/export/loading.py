@@ -88,7 +88,10 @@ def load_keras_model(version_dir: str | os.PathLike) -> keras.Model:
         raise ValueError(f"{version_dir}: {len(restored)} saved variables, model has {len(model.variables)}.")
     for variable, saved in zip(model.variables, restored):
         saved_name = saved.name.split(":")[0]
-        if not variable.path.endswith(saved_name) or tuple(variable.shape) != tuple(saved.shape):
+        # Keras numbers unnamed objects per process ("seed_generator_13" when this process built others):
+        # the names are compared without those counters.
+        same_name = _unnumbered(variable.path).endswith(_unnumbered(saved_name))
+        if not same_name or tuple(variable.shape) != tuple(saved.shape):
             raise ValueError(f"{version_dir}: saved {saved_name} {saved.shape} does not fit "
                              f"{variable.path} {variable.shape}.")
         variable.assign(saved)
@@ -101,3 +104,7 @@ def load_serving_fn(version_dir: str | os.PathLike):
     if SIGNATURE_NAME not in signatures:
         raise SavedModelError(f"{version_dir} has no {SIGNATURE_NAME!r} signature (it has {sorted(signatures)}).")
     return signatures[SIGNATURE_NAME]
+
+
+def _unnumbered(path: str) -> str:
+    return re.sub(r"_\d+(?=/|$)", "", path)
