@@ -39,6 +39,15 @@ def add_commands(commands) -> None:
                         "docs/records/cifar10_ladder")
     report.add_argument("--out", required=True, help="folder for <study>.md and the figures (created)")
     report.set_defaults(run=_report)
+    results = commands.add_parser(
+        "results", help="the zoo's results table: one CSV row per trained configuration, from the run records",
+        description="Reads every run record (metrics.json) under --records and writes one row per configuration "
+        "(a record folder without its seed suffix): model, dataset, parameters, epochs, runs and seeds, which split "
+        "was monitored, validation and test accuracy (mean and sample std over the runs), hardware, backend, "
+        "precision. tests/test_results_table.py checks that docs/results.csv is this command's output.")
+    results.add_argument("--records", default="docs/records", help="records folder (default: %(default)s)")
+    results.add_argument("--out", default="docs/results.csv", help="CSV to write (default: %(default)s)")
+    results.set_defaults(run=_results)
 
 
 def dispatch(argv: list[str]) -> int | None:
@@ -105,3 +114,19 @@ def _report(args, extra: list[str]) -> int:
     print(text, end="")
     print(f"report: {out / f'{recipe.name}.md'}; figures in {out}")
     return status
+
+
+def _results(args) -> int:
+    from keraszoo.training.results_table import results_csv
+
+    if not Path(args.records).is_dir():
+        print(f"error: --records {args.records} is not a folder.", file=sys.stderr)
+        return 2
+    try:
+        text = results_csv(args.records)
+        Path(args.out).write_text(text)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{text.count(chr(10)) - 1} configurations -> {args.out}")
+    return 0
