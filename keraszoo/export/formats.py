@@ -24,7 +24,10 @@ import numpy as np
 
 from keraszoo.export.loading import SIGNATURE_NAME, SavedModelError, load_saved_model
 
-FORMATS = ("savedmodel", "onnx", "litert")
+FORMATS = ("savedmodel", "onnx", "litert", "litert-int8")
+# litert-int8: post-training full-integer quantization, calibrated on training images; its check is the
+# accuracy it keeps, not a float32 bound (its logits move by the quantization steps).
+MAX_ACCURACY_DROP = 0.005
 ONNX_OPSET = 17
 OUTPUTS = ("logits", "probabilities")
 # The longest dot product in the shipped models sums ~1,600 float32 terms (a 5x5x64 convolution); in any
@@ -59,14 +62,19 @@ def logit_bound(reference_logits: np.ndarray) -> float:
     return RELATIVE_LOGIT_BOUND * max(1.0, float(np.abs(reference_logits).max()))
 
 
-def convert(version_dir: str | os.PathLike, fmt: str, out: str | os.PathLike) -> Path:
-    """Writes ``version_dir``'s serving signature as ``fmt`` ("onnx" or "litert") to ``out`` (unverified)."""
+def convert(version_dir: str | os.PathLike, fmt: str, out: str | os.PathLike,
+            representative: np.ndarray | None = None) -> Path:
+    """Writes ``version_dir``'s serving signature as ``fmt`` to ``out`` (unverified); ``litert-int8`` is
+    calibrated on ``representative`` images (the training split's)."""
     out = Path(out)
-    if fmt not in ("onnx", "litert"):
+    if fmt not in FORMATS[1:]:
         raise ExportFormatError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}.")
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        content = _to_onnx(version_dir) if fmt == "onnx" else _to_litert(version_dir)
+        if fmt == "onnx":
+            content = _to_onnx(version_dir)
+        else:
+            content = _to_litert(version_dir, representative if fmt == "litert-int8" else None)
     except SavedModelError:
         raise
     except Exception as error:  # noqa: BLE001 - converters raise many types for an op they cannot express
@@ -132,11 +140,28 @@ def _erfc_as_one_minus_erf(proto) -> None:
     proto.graph.node.extend(nodes)
 
 
-def _to_litert(version_dir) -> bytes:
+def _to_litert(version_dir, representative: np.ndarray | None = None) -> bytes:
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(version_dir), signature_keys=[SIGNATURE_NAME])
+    if representative is not None:  # weights and activations in int8, ranges from the training images
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.representative_dataset = lambda: ({"images": representative[i:i + 1]}
+                                                    for i in range(len(representative)))
     return converter.convert()
+
+
+def check_representative(version_dir, images: np.ndarray) -> None:
+    """The calibration images must be what the model takes: one line otherwise."""
+    from keraszoo.export.loading import load_serving_fn
+
+    (spec,) = load_serving_fn(version_dir).structured_input_signature[1].values()
+    if images.ndim != len(spec.shape) or tuple(images.shape[1:]) != tuple(spec.shape[1:]) \
+            or images.dtype != spec.dtype.as_numpy_dtype or len(images) == 0:
+        raise ExportFormatError(f"the representative images are {images.dtype} {list(images.shape)}; {version_dir} "
+                                f"takes {spec.dtype.name} {[None, *spec.shape[1:]]}: draw them from the model's own "
+                                "training split (--representative-split).")
 
 
 def run(path: str | os.PathLike, fmt: str, images: np.ndarray) -> dict[str, np.ndarray]:
@@ -152,7 +177,7 @@ def run(path: str | os.PathLike, fmt: str, images: np.ndarray) -> dict[str, np.n
             return dict(zip(OUTPUTS, values))
         from ai_edge_litert.interpreter import Interpreter
 
-        runner = Interpreter(model_path=str(path)).get_signature_runner(SIGNATURE_NAME)
+        runner = Interpreter(model_path=str(path)).get_signature_runner(SIGNATURE_NAME)  # litert and litert-int8
         (input_name,) = runner.get_input_details()
         return {name: np.asarray(value) for name, value in runner(**{input_name: images}).items()}
     except Exception as error:  # noqa: BLE001 - a damaged or foreign file: one line, whatever the runtime says
@@ -161,45 +186,95 @@ def run(path: str | os.PathLike, fmt: str, images: np.ndarray) -> dict[str, np.n
                                 reason) from None
 
 
-def compare(reference: dict[str, np.ndarray], converted: dict[str, np.ndarray], labels: np.ndarray) -> dict:
-    """How the converted file answers against the SavedModel on the same images."""
+def compare(reference: dict[str, np.ndarray], converted: dict[str, np.ndarray], labels: np.ndarray, *,
+            quantized: bool = False) -> dict:
+    """How the converted file answers against the SavedModel on the same images: within the float32 bound
+    with the same clear predictions, or (``quantized``) within MAX_ACCURACY_DROP of its accuracy."""
     ref, got = reference["logits"], converted["logits"]
     bound = logit_bound(ref)
     difference = float(np.abs(ref - got).max())
     top2 = np.sort(ref, axis=1)[:, -2:]
     clear = (top2[:, 1] - top2[:, 0]) > 2 * bound  # images the bound cannot flip
     disagree = int(np.sum((ref.argmax(1) != got.argmax(1)) & clear))
-    return {"images": int(len(labels)), "max_abs_logit_difference": difference, "logit_bound": bound,
-            "max_abs_logit": float(np.abs(ref).max()), "accuracy": float(np.mean(got.argmax(1) == labels)),
-            "savedmodel_accuracy": float(np.mean(ref.argmax(1) == labels)),
-            "clear_margin_disagreements": disagree, "ok": difference <= bound and disagree == 0}
+    report = {"images": int(len(labels)), "max_abs_logit_difference": difference, "logit_bound": bound,
+              "max_abs_logit": float(np.abs(ref).max()), "accuracy": float(np.mean(got.argmax(1) == labels)),
+              "savedmodel_accuracy": float(np.mean(ref.argmax(1) == labels)),
+              "agreement": float(np.mean(ref.argmax(1) == got.argmax(1))), "clear_margin_disagreements": disagree}
+    if quantized:
+        report["max_accuracy_drop"] = MAX_ACCURACY_DROP
+        report["ok"] = report["savedmodel_accuracy"] - report["accuracy"] <= MAX_ACCURACY_DROP
+    else:
+        report["ok"] = difference <= bound and disagree == 0
+    return report
 
 
 def export_verified(version_dir: str | os.PathLike, fmt: str, out: str | os.PathLike, images: np.ndarray,
-                    labels: np.ndarray) -> dict:
+                    labels: np.ndarray, representative: np.ndarray | None = None) -> dict:
     """``convert``, then ``compare`` on ``images``; the file is kept (renamed to ``out``) only if it agrees.
-    Returns the comparison, also written to ``<out>.verification.json``."""
+    ``litert-int8`` is calibrated on ``representative`` (training images) and also timed against float32
+    LiteRT. Returns the comparison, also written to ``<out>.verification.json``."""
     from keraszoo.export.loading import load_serving_fn
 
+    quantized = fmt == "litert-int8"
+    if quantized:
+        if representative is None:
+            raise ExportFormatError("litert-int8 is calibrated on training images: give them (--representative-split).")
+        check_representative(version_dir, representative)
     out = Path(out)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
-        convert(version_dir, fmt, tmp)
+        convert(version_dir, fmt, tmp, representative)
         reference = {name: np.asarray(value) for name, value in load_serving_fn(version_dir)(images=images).items()}
         try:
             converted = run(tmp, fmt, images)
         except ExportFormatError as error:
             raise ExportFormatError(f"the {fmt} conversion of {version_dir} does not run: {error.reason}; "
                                     "nothing was written.") from None
-        report = {"format": fmt, "source": str(version_dir), **compare(reference, converted, labels)}
+        report = {"format": fmt, "source": str(version_dir),
+                  **compare(reference, converted, labels, quantized=quantized)}
         if not report["ok"]:
-            raise ExportFormatError(
-                f"the {fmt} file answers unlike the SavedModel: logits differ by up to "
-                f"{report['max_abs_logit_difference']:.3g} (bound {report['logit_bound']:.3g}), "
-                f"{report['clear_margin_disagreements']} images classified otherwise; nothing was written.")
+            raise ExportFormatError(_refusal(fmt, report))
         report["bytes"] = tmp.stat().st_size
+        if quantized:
+            report.update(_against_float32(version_dir, tmp, images[:1]))
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
     Path(f"{out}.verification.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _refusal(fmt: str, report: dict) -> str:
+    if fmt == "litert-int8":
+        return (f"the int8 file loses {100 * (report['savedmodel_accuracy'] - report['accuracy']):.2f} points of "
+                f"accuracy (at most {100 * MAX_ACCURACY_DROP:.1f} allowed); nothing was written.")
+    return (f"the {fmt} file answers unlike the SavedModel: logits differ by up to "
+            f"{report['max_abs_logit_difference']:.3g} (bound {report['logit_bound']:.3g}), "
+            f"{report['clear_margin_disagreements']} images classified otherwise; nothing was written.")
+
+
+def _against_float32(version_dir, int8_path: Path, image: np.ndarray) -> dict:
+    """The float32 LiteRT file's size, and both files' single-image latency (median of 50 calls) here."""
+    import statistics
+    import tempfile
+    import time
+
+    from ai_edge_litert.interpreter import Interpreter
+
+    from keraszoo.training.hardware import cpu_model
+
+    with tempfile.TemporaryDirectory() as folder:
+        float32_path = convert(version_dir, "litert", Path(folder) / "float32.tflite")
+        size = float32_path.stat().st_size
+        latency = {}
+        for name, path in (("float32", float32_path), ("int8", int8_path)):
+            runner = Interpreter(model_path=str(path)).get_signature_runner(SIGNATURE_NAME)
+            runner(images=image)
+            times = []
+            for _ in range(50):
+                start = time.perf_counter()
+                runner(images=image)
+                times.append(time.perf_counter() - start)
+            latency[name] = 1000 * statistics.median(times)
+    return {"float32_bytes": size, "single_image_ms": latency["int8"], "float32_single_image_ms": latency["float32"],
+            "latency_cpu": cpu_model()}

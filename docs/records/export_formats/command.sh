@@ -1,6 +1,7 @@
 # Every shipped model as ONNX and LiteRT, each file checked against its SavedModel on the model's test
-# split (the first 1,000 images; 256 for the 88 MB DINOv2 model). The comparisons are kept here; the files
-# are not (tens of MB): the same commands make them again.
+# split (the first 1,000 images; 256 for the 88 MB DINOv2 model); then the course CNNs and the ViT as
+# int8 LiteRT (calibrated on train[:500], checked on the whole test split). The comparisons are kept
+# here; the files are not (tens of MB): the same commands make them again.
 set -euo pipefail
 out="${OUT:-/tmp/keraszoo_formats}"
 for format in onnx litert; do
@@ -9,4 +10,8 @@ for format in onnx litert; do
     keraszoo export "$model" --format "$format" --out "$out/$model.$format" --verify-split "$split"
     cp "$out/$model.$format.verification.json" "docs/records/export_formats/"
   done
+done
+for model in cifar10_cnn cifar10_cnn_batchnorm mnist_vit; do
+  keraszoo export "$model" --format litert-int8 --out "$out/$model.int8.tflite"
+  cp "$out/$model.int8.tflite.verification.json" "docs/records/export_formats/"
 done
