@@ -115,3 +115,19 @@ def test_a_representative_set_unlike_the_input_is_one_line(data_dir, tmp_path, c
     err = capsys.readouterr().err
     assert "Split 'train[:0]' of 'cifar10' is empty" in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_with_flip_tta_averages_an_image_and_its_mirror(data_dir, capsys):
+    """--tta flip: the mean of the probabilities of each image and its mirror image, on real images."""
+    from keraszoo.cli import main as cli
+    from keraszoo.data import read_split
+    from keraszoo.export import load_serving_fn
+
+    version = ROOT / "saved_models" / "cifar10_cnn_batchnorm" / "3"
+    assert cli(["evaluate", str(version), "--split", "test[:64]", "--tta", "flip", "--show", "0",
+                "--data-dir", data_dir]) == 0
+    printed = float(capsys.readouterr().out.split("accuracy ")[-1].split(" ")[0])
+    images, labels = next(iter(read_split("cifar10", "test[:64]", data_dir=data_dir).batches(batch_size=64)))
+    serve = load_serving_fn(version)
+    both = serve(images=images)["probabilities"].numpy() + serve(images=images[:, :, ::-1])["probabilities"].numpy()
+    assert printed == round(float(np.mean(both.argmax(1) == labels.numpy())), 4)

@@ -39,6 +39,10 @@ def add_commands(commands) -> None:
     evaluate.add_argument("--split", default="test", help="split or slice (default: test)")
     evaluate.add_argument("--data-dir", help=DATA_DIR_HELP)
     evaluate.add_argument("--show", type=int, default=8, help="predictions to print (default: 8)")
+    evaluate.add_argument("--tta", choices=("none", "flip"), default="none",
+                          help="test-time augmentation: flip averages the probabilities of each image and its "
+                          "mirror image (decide it on a validation split the model did not train on; "
+                          "default: %(default)s)")
     evaluate.set_defaults(run=_evaluate)
     describe = commands.add_parser(
         "describe", help="per-layer table and receptive fields of a model",
@@ -167,7 +171,10 @@ def _score(args, serve, dataset, metadata, name, path) -> int:
     correct = total = 0
     shown = []
     for images, labels in dataset:
-        predicted = np.argmax(serve(images=images)["probabilities"].numpy(), axis=1)
+        probabilities = serve(images=images)["probabilities"].numpy()
+        if args.tta == "flip":  # the mirror image's view too, averaged (images are (batch, height, width, C))
+            probabilities = (probabilities + serve(images=images[:, :, ::-1])["probabilities"].numpy()) / 2
+        predicted = np.argmax(probabilities, axis=1)
         correct += int((predicted == labels.numpy()).sum())
         total += len(predicted)
         shown.extend(zip(predicted[: args.show - len(shown)], labels.numpy()))
@@ -175,7 +182,8 @@ def _score(args, serve, dataset, metadata, name, path) -> int:
     for predicted, label in shown:
         mark = "ok " if predicted == label else "BAD"
         print(f"  {mark} predicted {names[predicted]:<12} true {names[label]}")
-    print(f"{path}: accuracy {correct / total:.4f} on {args.dataset} {args.split} ({total:,} images)")
+    tta = ", flip test-time augmentation" if args.tta == "flip" else ""
+    print(f"{path}: accuracy {correct / total:.4f} on {args.dataset} {args.split} ({total:,} images{tta})")
     return 0
 
 
