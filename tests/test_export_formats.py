@@ -50,7 +50,7 @@ def test_a_file_that_answers_otherwise_is_not_kept(data_dir, tmp_path, monkeypat
     """The check can fail: another model's ONNX file in place of the conversion is refused, nothing written."""
     other = tmp_path / "other.onnx"
     formats.convert(ROOT / "saved_models" / "cifar10_cnn" / "1", "onnx", other)
-    monkeypatch.setattr(formats, "convert", lambda version_dir, fmt, out: shutil.copy(other, out))
+    monkeypatch.setattr(formats, "convert", lambda version_dir, fmt, out, representative=None: shutil.copy(other, out))
     from keraszoo.data import read_split
 
     images, labels = next(iter(read_split("cifar10", "test[:128]", data_dir=data_dir).batches(batch_size=128)))
@@ -62,7 +62,7 @@ def test_a_file_that_answers_otherwise_is_not_kept(data_dir, tmp_path, monkeypat
 
 @pytest.mark.parametrize("argv, says", [
     (["export", "cifar10_cnn", "--format", "onnx"], "--format onnx writes one file: give it with --out"),
-    (["export", "nope", "--format", "litert", "--out", "m.tflite"], "nope is neither a folder nor a model under"),
+    (["export", "nope", "--format", "litert", "--out", "m.tflite"], "no trained model called 'nope'"),
 ])
 def test_bad_export_requests_are_one_line(argv, says, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -92,11 +92,12 @@ def test_the_shipped_dinov2_model_converts_too(fmt, data_dir, tmp_path, capsys):
 @pytest.mark.parametrize("name", ["cifar10_cnn_batchnorm", "mnist_vit"])
 def test_int8_keeps_the_accuracy_within_half_a_point(name, data_dir, tmp_path, capsys):
     """Issue #34's target for the course CNN and the MNIST ViT: post-training int8 (calibrated on training
-    images) loses at most 0.5 point. 5,000 test images: a 1,000-image slice cannot resolve a fraction of a
-    point (the CNN's int8 file changes 1.4 % of its predictions, both ways)."""
+    images) loses at most 0.5 point. 3,000 test images: a 1,000-image slice cannot resolve a fraction of a
+    point (the CNN's int8 file changes 1.4 % of its predictions, both ways; measured on all 10,000 it gains
+    0.02 point, docs/records/export_formats/)."""
     out = tmp_path / f"{name}.int8.tflite"
     argv = ["export", name, "--format", "litert-int8", "--out", str(out), "--export-dir", str(ROOT / "saved_models"),
-            "--verify-split", "test[:5000]", "--representative-split", "train[:256]", "--data-dir", data_dir]
+            "--verify-split", "test[:3000]", "--representative-split", "train[:256]", "--data-dir", data_dir]
     assert keraszoo(argv) == 0, capsys.readouterr().err
     report = json.loads((tmp_path / f"{name}.int8.tflite.verification.json").read_text())
     assert report["ok"] and report["savedmodel_accuracy"] - report["accuracy"] <= 0.005

@@ -40,7 +40,7 @@ def test_every_shipped_version_has_a_card_with_its_records_numbers(name):
                     "## Provenance and licence"):
         assert section in card
     assert re.search(r"floating-point operations per image \(forward, a multiply-add counts 2\): [\d,]+", card)
-    assert re.search(r"one image [\d.]+ ms \(median of 20 calls\); batches of 256: [\d,]+ images/s", card)
+    assert re.search(r"one example [\d.]+ ms \(median of 10 calls\); batches of 256: [\d,]+ examples/s", card)
     if name.startswith("cifar10"):
         assert "recompressed as JPEG" in card
     if "dinov2" in name:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from keraszoo.export.formats import quiet_loggers
-from keraszoo.export.loading import RUN_RECORD_DIR, load_serving_fn
+from keraszoo.export.loading import RUN_RECORD_DIR, SIGNATURE_NAME, load_saved_model
 
 CARD_FILE = "MODEL_CARD.md"
 BATCH = 256
@@ -34,9 +34,11 @@ def write_model_card(version_dir: str | Path, *, measure: bool = True) -> Path:
     version_dir = Path(version_dir)
     record = version_dir / RUN_RECORD_DIR
     metrics, config = _read(record / "metrics.json"), _read(record / "config.json")
-    facts = describe(version_dir, metrics, config)
+    loaded = load_saved_model(version_dir)  # once: its signature serves the description, the count and the timing
+    signature = loaded.signatures[SIGNATURE_NAME]
+    facts = describe(version_dir, signature, metrics, config)
     if measure:
-        facts["speed"] = _speed(version_dir, facts["input_shape"])
+        facts["speed"] = _speed(signature)
     path = version_dir / CARD_FILE
     path.write_text(render(version_dir, facts, metrics, config))
     return path
@@ -49,33 +51,28 @@ def _read(path: Path) -> dict:
         return {}
 
 
-def describe(version_dir: Path, metrics: dict, config: dict) -> dict:
+def describe(version_dir: Path, signature, metrics: dict, config: dict) -> dict:
     """Name, dataset, input and parameters of an exported model, from its record and its signature."""
-    signature = load_serving_fn(version_dir)
     (spec,) = signature.structured_input_signature[1].values()
     dataset = str(metrics.get("dataset") or config.get("dataset") or "").split(":")[0] or None
     return {"name": version_dir.parent.name, "version": version_dir.name, "dataset": dataset,
             "input_shape": tuple(spec.shape[1:]), "input_dtype": spec.dtype.name,
             "parameters": metrics.get("num_params") or _count_parameters(version_dir),
-            "flops": _flops_per_image(version_dir, spec)}
+            "flops": _flops_per_image(signature, spec)}
 
 
 def _count_parameters(version_dir: Path) -> int:
-    from keraszoo.export.loading import load_saved_model
-
     return int(sum(np.prod(v.shape) for v in load_saved_model(version_dir).variables))
 
 
-def _flops_per_image(version_dir: Path, spec) -> int | None:
+def _flops_per_image(signature, spec) -> int | None:
     """Floating-point operations of one image's forward pass (a multiply-add counts 2), by TensorFlow's
     profiler on the frozen serving graph; None where it cannot count."""
     import tensorflow as tf
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    from keraszoo.export.loading import SIGNATURE_NAME, load_saved_model
-
-    loaded = load_saved_model(version_dir)  # alive while its signature is traced: it owns the variables
-    serve = tf.function(lambda images: loaded.signatures[SIGNATURE_NAME](images=images))
+    (name,) = signature.structured_input_signature[1]
+    serve = tf.function(lambda inputs: signature(**{name: inputs}))
     try:
         with quiet_loggers("tensorflow"):  # the v1 graph tools announce their deprecation on every call
             frozen = convert_variables_to_constants_v2(
@@ -87,26 +84,35 @@ def _flops_per_image(version_dir: Path, spec) -> int | None:
         return None
 
 
-def _speed(version_dir: Path, input_shape: tuple) -> dict:
-    """Median latency of one image (20 calls) and throughput on batches of BATCH (5 calls), after warm-up."""
+def _speed(signature) -> dict:
+    """Median latency of one example (10 calls) and throughput on batches of BATCH (3 calls), after warm-up."""
     from keraszoo.training.hardware import cpu_flags, cpu_model
 
-    serve = load_serving_fn(version_dir)
+    ((name, spec),) = signature.structured_input_signature[1].items()
     rng = np.random.default_rng(0)
-    one = rng.integers(0, 256, (1, *input_shape), dtype=np.uint8)
-    many = rng.integers(0, 256, (BATCH, *input_shape), dtype=np.uint8)
 
-    def median_s(images, calls):
-        serve(images=images)  # traced and warmed before timing
+    def examples(count):  # what clients send: uint8 pixels, or feature vectors of the model's dtype
+        shape = (count, *spec.shape[1:])
+        if spec.dtype.is_integer:
+            return rng.integers(0, 256, shape).astype(spec.dtype.as_numpy_dtype)
+        return rng.normal(size=shape).astype(spec.dtype.as_numpy_dtype)
+
+    def median_s(inputs, calls):
+        signature(**{name: inputs})  # traced and warmed before timing
         times = []
         for _ in range(calls):
             start = time.perf_counter()
-            serve(images=images)["logits"].numpy()
+            signature(**{name: inputs})["logits"].numpy()
             times.append(time.perf_counter() - start)
         return statistics.median(times)
 
-    return {"single_image_ms": 1000 * median_s(one, 20), "batched_images_per_s": BATCH / median_s(many, 5),
+    return {"single_image_ms": 1000 * median_s(examples(1), 10),
+            "batched_images_per_s": BATCH / median_s(examples(BATCH), 3),
             "cpu": cpu_model(), "cpu_flags": cpu_flags(), "measured": date.today().isoformat()}
+
+
+def _inputs(shape: tuple) -> str:
+    return f"{shape[0]}×{shape[1]} images" if len(shape) == 3 else f"feature vectors of length {shape[0]}"
 
 
 def _percent(value) -> str:
@@ -119,12 +125,13 @@ def render(version_dir: Path, facts: dict, metrics: dict, config: dict) -> str:
     recipe = metrics.get("recipe") or facts["name"]
     lines = [f"# {facts['name']}, version {facts['version']}", "",
              f"A keraszoo model of the RDFIA course, trained by the `{recipe}` run whose record is in "
-             f"`{RUN_RECORD_DIR}/`. Served as TF Serving serves it: `serving_default` takes raw `{facts['input_dtype']}` "
-             f"images of shape {list(facts['input_shape'])} named `images` and returns `logits` and `probabilities`.",
+             f"`{RUN_RECORD_DIR}/`. Served as TF Serving serves it: `serving_default` takes `{facts['input_dtype']}` "
+             f"inputs of shape {list(facts['input_shape'])} (raw pixels for images) and returns `logits` and "
+             "`probabilities`.",
              "", "## Intended use", "",
-             f"Teaching and checking the course's experiments on {dataset}: {facts['input_shape'][0]}×"
-             f"{facts['input_shape'][1]} images of that dataset's classes. Not a general image classifier: outside "
-             "the dataset's distribution its probabilities mean nothing.",
+             f"Teaching and checking the course's experiments on {dataset}: {_inputs(facts['input_shape'])} of that "
+             "dataset's classes. Not a general classifier: outside the dataset's distribution its probabilities "
+             "mean nothing.",
              "", "## Data and splits", "",
              f"- dataset: {dataset}" + (", the copy in `../shared` recompressed as JPEG (quality 75): expect about a "
                                          "point away from figures on the original pixels" if dataset == "cifar10" else ""),
@@ -149,8 +156,8 @@ def render(version_dir: Path, facts: dict, metrics: dict, config: dict) -> str:
     speed = facts.get("speed")
     if speed:
         lines += [f"- speed of this SavedModel on an {speed['cpu']} CPU ({' '.join(speed['cpu_flags']) or 'flags unknown'}), "
-                  f"{speed['measured']}: one image {speed['single_image_ms']:.2f} ms (median of 20 calls); batches of "
-                  f"{BATCH}: {speed['batched_images_per_s']:,.0f} images/s (median of 5)"]
+                  f"{speed['measured']}: one example {speed['single_image_ms']:.2f} ms (median of 10 calls); batches of "
+                  f"{BATCH}: {speed['batched_images_per_s']:,.0f} examples/s (median of 3)"]
     lines += ["", "## Limitations", "",
               "- One training run (one seed): the seed-to-seed spread on the recipe's page is the uncertainty.",
               "- The course's setting: small images, a small network, CPU-sized training budgets."]
