@@ -8,7 +8,7 @@ import statistics
 from conftest import ROOT
 
 from keraszoo.cli import main as cli
-from keraszoo.training.results_table import configuration_of, results_csv
+from keraszoo.training.results_table import ZOO, configuration_of, results_csv, with_zoo_table
 
 
 def test_the_committed_table_is_regenerated_from_the_records():
@@ -29,3 +29,13 @@ def test_a_row_is_the_mean_and_sample_std_of_its_seeds(tmp_path, capsys):
     assert configuration_of("cifar10_batchnorm_dropout05/seed0") == "cifar10_batchnorm_dropout05"
     assert cli(["results", "--records", str(tmp_path / "none"), "--out", str(tmp_path / "x.csv")]) == 2
     assert "is not a folder" in capsys.readouterr().err and not (tmp_path / "x.csv").exists()
+
+
+def test_the_readmes_zoo_table_is_generated_from_the_results_table():
+    readme = (ROOT / "README.md").read_text()
+    assert with_zoo_table(readme, (ROOT / "docs" / "results.csv").read_text()) == readme, (
+        "README's zoo table is stale: run `keraszoo results`")
+    from keraszoo.recipes.registry import RECIPES
+
+    assert [recipe for recipe, *_ in ZOO] == [r.name for r in sorted(RECIPES.values(), key=lambda r: r.part)
+                                              if r.kind != "tool"]

@@ -47,6 +47,8 @@ def add_commands(commands) -> None:
         "precision. tests/test_results_table.py checks that docs/results.csv is this command's output.")
     results.add_argument("--records", default="docs/records", help="records folder (default: %(default)s)")
     results.add_argument("--out", default="docs/results.csv", help="CSV to write (default: %(default)s)")
+    results.add_argument("--readme", default="README.md",
+                         help="README whose zoo table is rewritten from the CSV, if it exists (default: %(default)s)")
     results.set_defaults(run=_results)
 
 
@@ -117,7 +119,7 @@ def _report(args, extra: list[str]) -> int:
 
 
 def _results(args) -> int:
-    from keraszoo.training.results_table import results_csv
+    from keraszoo.training.results_table import results_csv, with_zoo_table
 
     if not Path(args.records).is_dir():
         print(f"error: --records {args.records} is not a folder.", file=sys.stderr)
@@ -125,6 +127,9 @@ def _results(args) -> int:
     try:
         text = results_csv(args.records)
         Path(args.out).write_text(text)
+        readme = Path(args.readme)
+        if readme.is_file():
+            readme.write_text(with_zoo_table(readme.read_text(), text))
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

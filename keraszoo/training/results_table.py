@@ -94,3 +94,62 @@ def results_csv(records: str | Path) -> str:
     for configuration, runs in collect(Path(records)).items():
         writer.writerow(row(configuration, runs))
     return out.getvalue()
+
+
+# The README's zoo table: each recipe's headline configuration in docs/results.csv (None: no accuracy yet).
+ZOO = [
+    ("mlp", 1, "2-layer tanh MLP, hand-written backprop or autodiff", "mlp_mnist_manual_default", "docs/mlp.md"),
+    ("mlp_study", 1, "part 1's questions (here: tanh hidden layer, MNIST)", "mlp_study/mnist-activation-tanh",
+     "docs/mlp.md"),
+    ("cifar10_cnn", 2, "the course CNN, batchnorm step, γ 0.95, 60 epochs", "cifar10_full_budget/gamma0.95",
+     "docs/cifar10_ladder.md"),
+    ("cifar10_ladder", 2, "the six ladder steps (here: batchnorm; redone on validation: issue #37)",
+     "cifar10_ladder_gpu/batchnorm", "docs/cifar10_ladder.md"),
+    ("cifar10_lr_batch", 2, "Q.16: learning rate x batch size (here: the best cell)", "cifar10_lr_batch/lr0.03-b32",
+     "docs/cifar10_lr_batch.md"),
+    ("cifar10_sweeps", 2, "batchnorm's γ and dropout, accuracy against N (here: dropout 0)", "cifar10_sweeps/dropout0",
+     "docs/cifar10_sweeps.md"),
+    ("cifar10_speedrun", 2, "a batch-norm GELU net on a 600 s budget", "cifar10_speedrun_600s_avx512bf16",
+     "docs/performance.md"),
+    ("mnist_vit", 3, "a ViT from scratch (patch 7, hidden 64, 6 blocks)", "mnist_vit_default", "docs/vit_mnist.md"),
+    ("mnist_vit_sweep", 3, "embedding, patch, depth at 15 epochs (here: patch 14)", "mnist_vit_long/h64-p14-l6",
+     "docs/vit_mnist.md"),
+    ("mnist_vit_b16", 3, "ViT-B/16 in keras-hub's layout (no ImageNet weights offline)", None, "docs/vit_b16.md"),
+    ("mnist_dinov2", 3, "pretrained DINOv2 ViT-S/14, linear probe, all labels", "mnist_dinov2/probe-n55000",
+     "docs/vit_pretrained.md"),
+    ("mnist_dinov2_study", 3, "accuracy against labels (here: the probe on 1,000)", "mnist_dinov2/probe-n1000",
+     "docs/vit_pretrained.md"),
+]
+ZOO_BEGIN = "<!-- zoo table: generated from docs/results.csv by `keraszoo results` -->"
+ZOO_END = "<!-- end of the zoo table -->"
+
+
+def zoo_table(csv_text: str) -> str:
+    """The README's table: per recipe, its headline configuration's accuracies from the results table."""
+    rows = {row["record"]: row for row in csv.DictReader(io.StringIO(csv_text))}
+
+    def cell(row, split):
+        mean, std = row[f"{split}_accuracy_mean"], row[f"{split}_accuracy_std"]
+        if not mean:
+            return "— (test monitored)" if split == "val" else "—"
+        seeds = f"{row['runs']} runs" if int(row["runs"]) > 1 else "1 run"
+        return f"{mean} ± {std} % ({seeds})" if std else f"{mean} % ({seeds})"
+
+    lines = ["| recipe | part | what it trains | record (docs/records/) | validation | test (once) | page |",
+             "|---|---|---|---|---|---|---|"]
+    for recipe, part, what, record, page in ZOO:
+        row = rows.get(record) if record else None
+        if row is None:
+            lines.append(f"| `{recipe}` | {part} | {what} | — | — | — | `{page}` |")
+            continue
+        lines.append(f"| `{recipe}` | {part} | {what} | `{record}` | {cell(row, 'val')} | {cell(row, 'test')} | "
+                     f"`{page}` |")
+    return "\n".join(lines)
+
+
+def with_zoo_table(readme: str, csv_text: str) -> str:
+    """``readme`` with the text between its zoo-table markers replaced by ``zoo_table``."""
+    if ZOO_BEGIN not in readme or ZOO_END not in readme:
+        raise ValueError("the README has no zoo-table markers: keep the two HTML comments around the table.")
+    head, rest = readme.split(ZOO_BEGIN, 1)
+    return f"{head}{ZOO_BEGIN}\n{zoo_table(csv_text)}\n{ZOO_END}{rest.split(ZOO_END, 1)[1]}"
