@@ -18,14 +18,25 @@ pytest.importorskip("ai_edge_litert", reason="the formats extra (pip install 'ke
 SHIPPED = ["cifar10_cnn", "cifar10_cnn_batchnorm", "mnist_vit"]  # mnist_dinov2 (88 MB): tests marked slow
 
 
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """A copy of the small shipped models: an export writes its comparison into the version's card, and the
+    repository's cards hold the recorded ones (docs/records/export_formats/)."""
+    root = tmp_path_factory.mktemp("saved_models")
+    for name in SHIPPED:
+        shutil.copytree(ROOT / "saved_models" / name, root / name)
+    return root
+
+
 @pytest.mark.parametrize("fmt", ["onnx", "litert"])
 @pytest.mark.parametrize("name", SHIPPED)
-def test_every_shipped_model_converts_and_answers_as_its_saved_model(name, fmt, data_dir, tmp_path, capsys):
+def test_every_shipped_model_converts_and_answers_as_its_saved_model(name, fmt, data_dir, tmp_path, capsys, models):
     out = tmp_path / f"{name}.{fmt}"
-    argv = ["export", name, "--format", fmt, "--out", str(out), "--export-dir", str(ROOT / "saved_models"),
+    argv = ["export", name, "--format", fmt, "--out", str(out), "--export-dir", str(models),
             "--verify-split", "test[:256]", "--data-dir", data_dir]
     assert keraszoo(argv) == 0, capsys.readouterr().err
     report = json.loads((tmp_path / f"{name}.{fmt}.verification.json").read_text())
+    assert f"- {fmt}: on 256 test images" in (next((models / name).iterdir()) / "MODEL_CARD.md").read_text()
     # The bound: float32 sums reordered, at most n * 2**-24 of the logits' scale for dot products of n <=
     # 1,600 terms (keraszoo.export.formats.RELATIVE_LOGIT_BOUND); and the same predictions, so the same accuracy.
     assert report["images"] == 256 and report["ok"]
@@ -46,7 +57,7 @@ def _input_shape(name):
     return (28, 28, 1) if name.startswith("mnist") else (32, 32, 3)
 
 
-def test_a_file_that_answers_otherwise_is_not_kept(data_dir, tmp_path, monkeypatch):
+def test_a_file_that_answers_otherwise_is_not_kept(data_dir, tmp_path, monkeypatch, models):
     """The check can fail: another model's ONNX file in place of the conversion is refused, nothing written."""
     other = tmp_path / "other.onnx"
     formats.convert(ROOT / "saved_models" / "cifar10_cnn" / "1", "onnx", other)
@@ -55,7 +66,7 @@ def test_a_file_that_answers_otherwise_is_not_kept(data_dir, tmp_path, monkeypat
 
     images, labels = next(iter(read_split("cifar10", "test[:128]", data_dir=data_dir).batches(batch_size=128)))
     with pytest.raises(formats.ExportFormatError, match="answers unlike the SavedModel"):
-        formats.export_verified(ROOT / "saved_models" / "cifar10_cnn_batchnorm" / "3", "onnx", tmp_path / "bn.onnx",
+        formats.export_verified(models / "cifar10_cnn_batchnorm" / "3", "onnx", tmp_path / "bn.onnx",
                                 images.numpy(), labels.numpy())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.onnx"]
 
@@ -83,20 +94,21 @@ def test_a_damaged_file_is_one_line(fmt, tmp_path):
 @pytest.mark.slow  # ViT-S/14 (88 MB of weights): about a minute per format on 2 cores
 @pytest.mark.parametrize("fmt", ["onnx", "litert"])
 def test_the_shipped_dinov2_model_converts_too(fmt, data_dir, tmp_path, capsys):
+    shutil.copytree(ROOT / "saved_models" / "mnist_dinov2", tmp_path / "models" / "mnist_dinov2")
     argv = ["export", "mnist_dinov2", "--format", fmt, "--out", str(tmp_path / f"dinov2.{fmt}"), "--export-dir",
-            str(ROOT / "saved_models"), "--verify-split", "test[:128]", "--data-dir", data_dir]
+            str(tmp_path / "models"), "--verify-split", "test[:128]", "--data-dir", data_dir]
     assert keraszoo(argv) == 0, capsys.readouterr().err
     assert json.loads((tmp_path / f"dinov2.{fmt}.verification.json").read_text())["ok"]
 
 
 @pytest.mark.parametrize("name", ["cifar10_cnn_batchnorm", "mnist_vit"])
-def test_int8_keeps_the_accuracy_within_half_a_point(name, data_dir, tmp_path, capsys):
+def test_int8_keeps_the_accuracy_within_half_a_point(name, data_dir, tmp_path, capsys, models):
     """Issue #34's target for the course CNN and the MNIST ViT: post-training int8 (calibrated on training
     images) loses at most 0.5 point. 3,000 test images: a 1,000-image slice cannot resolve a fraction of a
     point (the CNN's int8 file changes 1.4 % of its predictions, both ways; measured on all 10,000 it gains
     0.02 point, docs/records/export_formats/)."""
     out = tmp_path / f"{name}.int8.tflite"
-    argv = ["export", name, "--format", "litert-int8", "--out", str(out), "--export-dir", str(ROOT / "saved_models"),
+    argv = ["export", name, "--format", "litert-int8", "--out", str(out), "--export-dir", str(models),
             "--verify-split", "test[:3000]", "--representative-split", "train[:256]", "--data-dir", data_dir]
     assert keraszoo(argv) == 0, capsys.readouterr().err
     report = json.loads((tmp_path / f"{name}.int8.tflite.verification.json").read_text())
@@ -105,9 +117,9 @@ def test_int8_keeps_the_accuracy_within_half_a_point(name, data_dir, tmp_path, c
     assert report["agreement"] > 0.97
 
 
-def test_a_representative_set_unlike_the_input_is_one_line(data_dir, tmp_path, capsys):
+def test_a_representative_set_unlike_the_input_is_one_line(data_dir, tmp_path, capsys, models):
     argv = ["export", "cifar10_cnn", "--format", "litert-int8", "--out", str(tmp_path / "m.tflite"), "--export-dir",
-            str(ROOT / "saved_models"), "--verify-split", "test[:16]", "--data-dir", data_dir]
+            str(models), "--verify-split", "test[:16]", "--data-dir", data_dir]
     from keraszoo.export import formats as module
 
     with pytest.raises(module.ExportFormatError, match=r"representative images are uint8 \[4, 28, 28, 1\]"):

@@ -62,3 +62,15 @@ def test_an_export_writes_its_card_before_publishing(short_cifar10_run):
     assert _value(card, "test accuracy") == f"{100 * metrics['test_accuracy']:.2f} %"
     assert _value(card, "validation accuracy (of the exported weights)") == f"{100 * metrics['val_accuracy']:.2f} %"
     assert "evaluated once when training ended" in card
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_the_cards_list_the_checked_exports_with_their_recorded_numbers(name):
+    """Each shipped card names the ONNX / LiteRT files made from it and what they measured, as recorded in
+    docs/records/export_formats/ (keraszoo export writes the line when it writes the file)."""
+    version = resolve_version_dir(ROOT / "saved_models" / name)
+    card = (version / "MODEL_CARD.md").read_text()
+    for path in sorted((ROOT / "docs" / "records" / "export_formats").glob(f"{name}.*.verification.json")):
+        report = json.loads(path.read_text())
+        assert f"- {report['format']}: on {report['images']:,} test images" in card
+        assert f"{report['bytes']:,} bytes" in card

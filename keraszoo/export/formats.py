@@ -14,15 +14,13 @@ margin the same way. The comparison is returned (and written beside the file as 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import os
 from pathlib import Path
 
 import numpy as np
 
-from keraszoo.export.loading import SIGNATURE_NAME, SavedModelError, load_saved_model
+from keraszoo.export.loading import SIGNATURE_NAME, SavedModelError, load_saved_model, quiet_loggers
 
 FORMATS = ("savedmodel", "onnx", "litert", "litert-int8")
 # litert-int8: post-training full-integer quantization, calibrated on training images; its check is the
@@ -42,19 +40,6 @@ class ExportFormatError(ValueError):
     def __init__(self, message: str, reason: str = ""):
         super().__init__(message)
         self.reason = reason or message
-
-
-@contextlib.contextmanager
-def quiet_loggers(*names: str):
-    """The named Python loggers silenced but for critical messages, for the duration."""
-    levels = {name: logging.getLogger(name).level for name in names}
-    for name in names:
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        for name, level in levels.items():
-            logging.getLogger(name).setLevel(level)
 
 
 def logit_bound(reference_logits: np.ndarray) -> float:
@@ -241,6 +226,9 @@ def export_verified(version_dir: str | os.PathLike, fmt: str, out: str | os.Path
     finally:
         tmp.unlink(missing_ok=True)
     Path(f"{out}.verification.json").write_text(json.dumps(report, indent=2) + "\n")
+    from keraszoo.export.model_card import record_export
+
+    record_export(version_dir, report)
     return report
 
 

@@ -5,6 +5,8 @@ TF Serving's layout: ``<root>/<name>/<version>/``, the highest complete numeric 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 from pathlib import Path
@@ -108,3 +110,16 @@ def load_serving_fn(version_dir: str | os.PathLike):
 
 def _unnumbered(path: str) -> str:
     return re.sub(r"_\d+(?=/|$)", "", path)
+
+
+@contextlib.contextmanager
+def quiet_loggers(*names: str):
+    """The named Python loggers silenced but for critical messages, for the duration."""
+    levels = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keraszoo.export.formats import quiet_loggers
-from keraszoo.export.loading import RUN_RECORD_DIR, SIGNATURE_NAME, load_saved_model
+from keraszoo.export.loading import RUN_RECORD_DIR, SIGNATURE_NAME, load_saved_model, quiet_loggers
 
 CARD_FILE = "MODEL_CARD.md"
 BATCH = 256
@@ -40,7 +39,9 @@ def write_model_card(version_dir: str | Path, *, measure: bool = True) -> Path:
     if measure:
         facts["speed"] = _speed(signature)
     path = version_dir / CARD_FILE
-    path.write_text(render(version_dir, facts, metrics, config))
+    before = path.read_text() if path.is_file() else ""
+    checked = before.split(EXPORTS_SECTION, 1)[1] if EXPORTS_SECTION in before else ""  # kept: files made before
+    path.write_text(render(version_dir, facts, metrics, config) + (f"\n{EXPORTS_SECTION}{checked}" if checked else ""))
     return path
 
 
@@ -169,3 +170,30 @@ def render(version_dir: Path, facts: dict, metrics: dict, config: dict) -> str:
     if "dinov2" in facts["name"]:
         lines.append(f"- weights: {DINOV2}")
     return "\n".join(lines) + "\n"
+
+
+EXPORTS_SECTION = "## Other formats, checked against this SavedModel"
+
+
+def record_export(version_dir: str | Path, report: dict) -> None:
+    """Adds (or replaces) the line of ``report``'s format in the card's exports section: what an ONNX or
+    LiteRT file made from this version measured when it was written (keraszoo.export.formats)."""
+    path = Path(version_dir) / CARD_FILE
+    if not path.is_file():
+        return  # a version exported before cards existed: `keraszoo card` writes one
+    fmt = report["format"]
+    if fmt == "litert-int8":
+        detail = (f"accuracy {_percent(report['accuracy'])} against {_percent(report['savedmodel_accuracy'])}, "
+                  f"{100 * report['agreement']:.1f} % of predictions unchanged, {report['bytes']:,} bytes "
+                  f"(float32: {report['float32_bytes']:,})")
+    else:
+        detail = (f"logits within {report['max_abs_logit_difference']:.2g} (bound {report['logit_bound']:.2g}), "
+                  f"accuracy {_percent(report['accuracy'])} as the SavedModel's "
+                  f"{_percent(report['savedmodel_accuracy'])}, {report['bytes']:,} bytes")
+    line = f"- {fmt}: on {report['images']:,} test images, {detail}"
+    text = path.read_text()
+    if EXPORTS_SECTION not in text:
+        text = text.rstrip("\n") + f"\n\n{EXPORTS_SECTION}\n\n"
+    head, section = text.split(EXPORTS_SECTION, 1)
+    kept = [entry for entry in section.strip("\n").splitlines() if entry and not entry.startswith(f"- {fmt}: ")]
+    path.write_text(f"{head}{EXPORTS_SECTION}\n\n" + "\n".join(sorted([*kept, line])) + "\n")
