@@ -43,3 +43,16 @@ def test_an_unknown_name_is_one_line_listing_the_names(argv, capsys):
     assert "no trained model called 'nope'" in err and "cifar10_cnn_batchnorm" in err and err.count("\n") == 1
     with pytest.raises(keraszoo.export.trained.UnknownTrainedModel, match="the names are: cifar10_cnn"):
         keraszoo.load_trained("nope")
+
+
+def test_serve_takes_a_name_and_serves_that_model_alone(capsys):
+    from keraszoo.cli.serving import _root_of_one
+
+    root = _root_of_one(trained_models()["mnist_vit"].version_dir.parent)
+    from pathlib import Path
+
+    assert [p.name for p in Path(root).iterdir()] == ["mnist_vit"]
+    assert (Path(root) / "mnist_vit" / "1" / "saved_model.pb").is_file()
+    assert cli(["serve", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "nope is neither a folder nor a trained model's name" in err and "mnist_vit" in err

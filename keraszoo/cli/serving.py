@@ -34,9 +34,15 @@ def _serve(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if not Path(config.model_root).is_dir():
-        print(f"error: {config.model_root} is not a folder; export a model first "
-              "(./run.sh quickstart) or pass the folder that holds <name>/<version>/.", file=sys.stderr)
-        return 2
+        from keraszoo.export.trained import trained_models
+
+        trained = trained_models()
+        if config.model_root not in trained:
+            print(f"error: {config.model_root} is neither a folder nor a trained model's name; export a model first "
+                  "(./run.sh quickstart), pass the folder that holds <name>/<version>/, or one of: "
+                  f"{', '.join(trained) or 'no trained model yet'}.", file=sys.stderr)
+            return 2
+        config = dataclasses.replace(config, model_root=_root_of_one(trained[config.model_root].version_dir.parent))
     try:
         sock = listen(config.host, config.port)  # a busy port is found before any model loads
     except OSError as error:
@@ -80,3 +86,13 @@ def _predict(args) -> int:
         labels = ", ".join(f"{names[i] if names else i} {probabilities[i]:.1%}" for i in best)
         print(f"{path}: {labels}")
     return 0
+
+
+def _root_of_one(model_dir: Path) -> str:
+    """A model root holding only ``model_dir`` (a link to it): `keraszoo serve NAME` serves that model alone,
+    with every version of its folder, as TF Serving serves one --model_base_path."""
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="keraszoo-serve-"))
+    (root / model_dir.name).symlink_to(model_dir.resolve(), target_is_directory=True)
+    return str(root)

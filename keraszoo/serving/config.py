@@ -17,7 +17,8 @@ from keraszoo.config import option
 class ServingConfig:
     """What ``keraszoo serve`` serves, where, and within which limits."""
 
-    model_root: str = option("saved_models", "folder of <name>/<version>/ SavedModels", positional=True)
+    model_root: str = option("saved_models", "folder of <name>/<version>/ SavedModels, or a trained model's name "
+                             "(keraszoo models --trained) to serve it alone", positional=True)
     host: str = option("127.0.0.1", "address to bind (the default is loopback only)")
     port: int = option(8501, "port (8501 is TF Serving's REST port)")
     batching: bool = option(True, "gather concurrent requests into one model call")
