@@ -46,7 +46,7 @@ def test_defaults_of_unknown_or_redeclared_fields_are_refused():
 @pytest.mark.parametrize("argv, message", [
     (["--port", "99999"], "port=99999: give a port between 1 and 65535."),
     (["--max-batch-size", "0"], "must be >= 1"),
-    (["/no/such/folder"], "is not a folder"),
+    (["/no/such/folder"], "is neither a folder nor a trained model's name"),
 ])
 def test_serve_options_come_from_serving_config_and_bad_ones_are_one_line(argv, message, capsys):
     from keraszoo.cli import main
