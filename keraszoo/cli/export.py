@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -94,18 +93,13 @@ def _saved_model_of(source: str, export_dir: str) -> Path:
 
 def _dataset_of(version_dir: Path) -> str:
     """The TFDS dataset the model was trained on, from the run record in its version folder."""
-    from keraszoo.export import RUN_RECORD_DIR
+    from keraszoo.export.loading import RUN_RECORD_DIR, read_run_record, recorded_dataset
 
-    record = version_dir / RUN_RECORD_DIR
-    for name in ("metrics.json", "config.json"):  # records before 2026-11-28 name it in config.json only
-        try:
-            recorded = json.loads((record / name).read_text()).get("dataset")
-        except (OSError, ValueError, AttributeError):
-            recorded = None
-        if recorded:
-            return str(recorded).split(":")[0]
-    raise ValueError(f"{version_dir} has no run record naming its dataset ({RUN_RECORD_DIR}/metrics.json), so "
-                     "the file cannot be checked on real images: export it with keraszoo.")
+    dataset = recorded_dataset(*read_run_record(version_dir))
+    if dataset is None:
+        raise ValueError(f"{version_dir} has no run record naming its dataset ({RUN_RECORD_DIR}/metrics.json), so "
+                         "the file cannot be checked on real images: export it with keraszoo.")
+    return dataset
 
 
 def _concatenate(parts):

@@ -127,12 +127,13 @@ def _show(args) -> int:
 
 
 def _trained_on(version_dir: Path) -> str:
-    """The dataset in the exported run record ("mnist:3.0.1" -> "mnist"); cifar10 if there is none."""
-    metrics = version_dir / "run_record" / "metrics.json"
-    try:
-        return str(json.loads(metrics.read_text()).get("dataset", "cifar10")).split(":")[0]
-    except (OSError, ValueError, AttributeError):
-        return "cifar10"
+    """The dataset in the exported run record ("mnist:3.0.1" -> "mnist"); a record naming none is one line."""
+    from keraszoo.export.loading import read_run_record, recorded_dataset
+
+    dataset = recorded_dataset(*read_run_record(version_dir))
+    if dataset is None:
+        raise ValueError(f"{version_dir}'s run record names no dataset: pass it with --dataset (mnist or cifar10).")
+    return dataset
 
 
 def _evaluate(args) -> int:

@@ -6,6 +6,7 @@ TF Serving's layout: ``<root>/<name>/<version>/``, the highest complete numeric 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -123,3 +124,22 @@ def quiet_loggers(*names: str):
     finally:
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
+
+
+def read_run_record(version_dir: str | os.PathLike) -> tuple[dict, dict]:
+    """(metrics, config) of the run record an export carries; {} for a file that is missing or damaged
+    (older exports say less: callers say what is missing instead of guessing)."""
+    def read(name):
+        try:
+            value = json.loads((Path(version_dir) / RUN_RECORD_DIR / name).read_text())
+        except (OSError, ValueError):
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    return read("metrics.json"), read("config.json")
+
+
+def recorded_dataset(metrics: dict, config: dict) -> str | None:
+    """The TFDS dataset a run trained on ("mnist:3.0.1" -> "mnist"); records before 2026-11-28 name it in
+    config.json only."""
+    return str(metrics.get("dataset") or config.get("dataset") or "").split(":")[0] or None

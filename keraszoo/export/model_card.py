@@ -8,7 +8,6 @@ validation split, or before it recorded the dataset): the card says what is miss
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from datetime import date
@@ -16,7 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from keraszoo.export.loading import RUN_RECORD_DIR, SIGNATURE_NAME, load_saved_model, quiet_loggers
+from keraszoo.export.loading import (
+    RUN_RECORD_DIR,
+    SIGNATURE_NAME,
+    load_saved_model,
+    quiet_loggers,
+    read_run_record,
+    recorded_dataset,
+)
 
 CARD_FILE = "MODEL_CARD.md"
 BATCH = 256
@@ -31,8 +37,7 @@ DINOV2 = ("the DINOv2 ViT-S/14 backbone: Meta's weights (Apache-2.0), taken from
 def write_model_card(version_dir: str | Path, *, measure: bool = True) -> Path:
     """Writes ``version_dir/MODEL_CARD.md`` from its run record; ``measure`` times the SavedModel on this CPU."""
     version_dir = Path(version_dir)
-    record = version_dir / RUN_RECORD_DIR
-    metrics, config = _read(record / "metrics.json"), _read(record / "config.json")
+    metrics, config = read_run_record(version_dir)
     loaded = load_saved_model(version_dir)  # once: its signature serves the description, the count and the timing
     signature = loaded.signatures[SIGNATURE_NAME]
     facts = describe(version_dir, signature, metrics, config)
@@ -45,17 +50,10 @@ def write_model_card(version_dir: str | Path, *, measure: bool = True) -> Path:
     return path
 
 
-def _read(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def describe(version_dir: Path, signature, metrics: dict, config: dict) -> dict:
     """Name, dataset, input and parameters of an exported model, from its record and its signature."""
     (spec,) = signature.structured_input_signature[1].values()
-    dataset = str(metrics.get("dataset") or config.get("dataset") or "").split(":")[0] or None
+    dataset = recorded_dataset(metrics, config)
     return {"name": version_dir.parent.name, "version": version_dir.name, "dataset": dataset,
             "input_shape": tuple(spec.shape[1:]), "input_dtype": spec.dtype.name,
             "parameters": metrics.get("num_params") or _count_parameters(version_dir),

@@ -8,17 +8,17 @@ features from); ``keraszoo models --trained`` lists the names with their numbers
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from keraszoo.errors import KeraszooError
 from keraszoo.export.loading import (
-    RUN_RECORD_DIR,
     existing_versions,
     is_complete_version,
     load_keras_model,
+    read_run_record,
+    recorded_dataset,
     resolve_version_dir,
 )
 
@@ -53,21 +53,13 @@ def trained_models(root: str | os.PathLike | None = None) -> dict[str, TrainedMo
         if not complete:
             continue
         version_dir = folder / str(complete[-1])
-        metrics = _read(version_dir / RUN_RECORD_DIR / "metrics.json")
-        config = _read(version_dir / RUN_RECORD_DIR / "config.json")
-        dataset = str(metrics.get("dataset") or config.get("dataset") or "").split(":")[0] or None
+        metrics, config = read_run_record(version_dir)
+        dataset = recorded_dataset(metrics, config)
         found[folder.name] = TrainedModel(
             name=folder.name, version_dir=version_dir, dataset=dataset, test_accuracy=metrics.get("test_accuracy"),
             validation_accuracy=metrics.get("val_accuracy"),
             parameters=metrics.get("num_params"), recipe=metrics.get("recipe"))
     return found
-
-
-def _read(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def find_trained(name: str, root: str | os.PathLike | None = None) -> TrainedModel:
