@@ -37,7 +37,7 @@ def test_every_shipped_version_has_a_card_with_its_records_numbers(name):
     if metrics.get("num_params"):
         assert f"- parameters: {metrics['num_params']:,}" in card
     for section in ("## Intended use", "## Data and splits", "## Size and cost", "## Limitations",
-                    "## Provenance and licence"):
+                    "## Provenance and licence", "## Reproduce"):
         assert section in card
     assert re.search(r"floating-point operations per image \(forward, a multiply-add counts 2\): [\d,]+", card)
     assert re.search(r"one example [\d.]+ ms \(median of 10 calls\); batches of 256: [\d,]+ examples/s", card)
@@ -74,3 +74,27 @@ def test_the_cards_list_the_checked_exports_with_their_recorded_numbers(name):
         report = json.loads(path.read_text())
         assert f"- {report['format']}: on {report['images']:,} test images" in card
         assert f"{report['bytes']:,} bytes" in card
+
+
+@pytest.mark.parametrize("record", ["docs/records/cifar10_ladder_val/batchnorm-seed0",
+                                    "docs/records/cifar10_ladder_val/course_decay_no_augmentation-seed0",
+                                    "saved_models/mnist_vit/1/run_record"])
+def test_the_cards_command_rebuilds_the_recorded_config(record):
+    """The card's "Reproduce" command, parsed as `keraszoo train` parses it, gives every recorded option that
+    decides the computation (splits too, where the record has a validation split)."""
+    import shlex
+
+    from keraszoo.config import parse_config
+    from keraszoo.recipes.registry import NOT_REPRODUCED, get_recipe, reproduce_command
+
+    metrics = json.loads((ROOT / record / "metrics.json").read_text())
+    config = json.loads((ROOT / record / "config.json").read_text())
+    words = shlex.split(reproduce_command(metrics, config))
+    assert words[:2] == ["keraszoo", "train"]
+    config_class = get_recipe(words[2], "train").config_class()
+    rebuilt = parse_config(config_class, words[3:]).to_dict()
+    differing = {k: (v, rebuilt[k]) for k, v in config.items()
+                 if k in rebuilt and k not in NOT_REPRODUCED and v is not None and rebuilt[k] != v}
+    if "validation_split" not in config:  # before validation splits: the closest run of today
+        differing.pop("train_split", None)
+    assert differing == {}

@@ -15,18 +15,24 @@ def add_commands(commands) -> None:
         "to EXPORT_DIR/<name>/<version>/ with its run record, once per run. --format onnx or litert: SOURCE's "
         "serving signature (uint8 images in, logits and probabilities out) as one file at --out, kept only if it "
         "answers as the SavedModel on --verify-split; the comparison is written beside it (<out>.verification.json). "
-        "SOURCE is then a run folder that exported, saved_models/<name>[/<version>], or a name under --export-dir.")
+        "SOURCE is then a run folder that exported, saved_models/<name>[/<version>], or a name under --export-dir. "
+        "--format savedmodel-int8: SOURCE's Keras model quantized to int8 by Keras (weights per channel, activations "
+        "per call), kept if it loses at most 0.5 point of accuracy on --verify-split, written as the next version of "
+        "EXPORT_DIR/<name>_int8/ (or --export-name): a SavedModel served like the others.")
     export.add_argument("source", metavar="SOURCE", help="run folder; with --format onnx|litert also a SavedModel "
                         "folder or a model name (e.g. cifar10_cnn_batchnorm)")
-    export.add_argument("--format", choices=("savedmodel", "onnx", "litert", "litert-int8"), default="savedmodel",
+    export.add_argument("--format", choices=("savedmodel", "savedmodel-int8", "onnx", "litert", "litert-int8"),
+                        default="savedmodel",
                         help="what to write; litert-int8: post-training int8 quantization calibrated on training "
-                        "images, kept if it loses at most 0.5 point of accuracy (default: savedmodel)")
+                        "images, kept if it loses at most 0.5 point of accuracy; savedmodel-int8: Keras's int8 "
+                        "quantization as a servable SavedModel, under the same check (default: savedmodel)")
     export.add_argument("--out", help="the ONNX or LiteRT file to write (onnx, litert)")
     export.add_argument("--export-dir", default="saved_models", help="model root (default: saved_models)")
-    export.add_argument("--export-name", help="model folder name (savedmodel; default: the run's own)")
+    export.add_argument("--export-name", help="model folder name (savedmodel: default the run's own; "
+                        "savedmodel-int8: default the source's name + _int8)")
     export.add_argument("--verify-split",
                         help="images of the model's dataset the file is checked on (default: test[:1000]; "
-                        "litert-int8: test, whose 10,000 images resolve a fraction of a point)")
+                        "the int8 formats: test, whose 10,000 images resolve a fraction of a point)")
     export.add_argument("--representative-split", default="train[:500]",
                         help="training images litert-int8 is calibrated on (default: %(default)s)")
     export.add_argument("--data-dir", help=DATA_DIR_HELP)
@@ -41,6 +47,8 @@ def _export(args) -> int:
 
         # export_run says what it did: exported, or found the version this run exported before.
         return guarded(lambda: export_run(args.source, export_dir=args.export_dir, name=args.export_name))
+    if args.format == "savedmodel-int8":
+        return guarded(lambda: _quantize(args))
     if not args.out:
         print(f"error: --format {args.format} writes one file: give it with --out (e.g. --out model."
               f"{'onnx' if args.format == 'onnx' else 'tflite'}).", file=sys.stderr)
@@ -48,16 +56,37 @@ def _export(args) -> int:
     return guarded(lambda: _convert(args))
 
 
+def _verification_images(args, version_dir: Path):
+    """(dataset, split name, images, labels) of the real images an export is checked on."""
+    from keraszoo.data import read_split
+
+    split_name = args.verify_split or ("test" if args.format.endswith("int8") else "test[:1000]")
+    dataset = _dataset_of(version_dir)
+    split = read_split(dataset, split_name, data_dir=args.data_dir)
+    images, labels = zip(*((x.numpy(), y.numpy()) for x, y in split.batches(batch_size=500)))
+    return dataset, split_name, _concatenate(images), _concatenate(labels)
+
+
+def _quantize(args) -> None:
+    from keraszoo.export.quantize import quantize_version
+
+    source = _saved_model_of(args.source, args.export_dir)
+    dataset, split_name, images, labels = _verification_images(args, source)
+    version_dir, report = quantize_version(source, export_dir=args.export_dir, images=images, labels=labels,
+                                           name=args.export_name)
+    print(f"savedmodel-int8: {version_dir} (weights {report['bytes']:,} bytes; float32 {report['float32_bytes']:,}) "
+          f"from {source}; on {dataset} "
+          f"{split_name} ({report['images']} images): accuracy {report['accuracy']:.4f} (float32 "
+          f"{report['savedmodel_accuracy']:.4f}), {100 * report['agreement']:.1f} % of predictions unchanged. "
+          f"Serve it with the others: keraszoo serve {args.export_dir}")
+
+
 def _convert(args) -> None:
     from keraszoo.data import read_split
     from keraszoo.export.formats import export_verified
 
     version_dir = _saved_model_of(args.source, args.export_dir)
-    split_name = args.verify_split or ("test" if args.format == "litert-int8" else "test[:1000]")
-    dataset = _dataset_of(version_dir)
-    split = read_split(dataset, split_name, data_dir=args.data_dir)
-    images, labels = zip(*((x.numpy(), y.numpy()) for x, y in split.batches(batch_size=500)))
-    images, labels = _concatenate(images), _concatenate(labels)
+    dataset, split_name, images, labels = _verification_images(args, version_dir)
     representative = None
     if args.format == "litert-int8":
         representative = _concatenate([x.numpy() for x, _ in read_split(

@@ -8,6 +8,7 @@ validation split, or before it recorded the dataset): the card says what is miss
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from datetime import date
@@ -25,6 +26,7 @@ from keraszoo.export.loading import (
 )
 
 CARD_FILE = "MODEL_CARD.md"
+QUANTIZATION_FILE = "quantization.json"  # written by keraszoo.export.quantize beside the source's record
 BATCH = 256
 LICENCES = {
     "cifar10": "CIFAR-10 (Krizhevsky, 2009; distributed without a stated licence, for research)",
@@ -41,13 +43,22 @@ def write_model_card(version_dir: str | Path, *, measure: bool = True) -> Path:
     loaded = load_saved_model(version_dir)  # once: its signature serves the description, the count and the timing
     signature = loaded.signatures[SIGNATURE_NAME]
     facts = describe(version_dir, signature, metrics, config)
+    facts["quantization"] = _read_json(version_dir / RUN_RECORD_DIR / QUANTIZATION_FILE)
     if measure:
-        facts["speed"] = _speed(signature)
+        facts["speed"] = measure_speed(signature)
     path = version_dir / CARD_FILE
     before = path.read_text() if path.is_file() else ""
     checked = before.split(EXPORTS_SECTION, 1)[1] if EXPORTS_SECTION in before else ""  # kept: files made before
     path.write_text(render(version_dir, facts, metrics, config) + (f"\n{EXPORTS_SECTION}{checked}" if checked else ""))
     return path
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def describe(version_dir: Path, signature, metrics: dict, config: dict) -> dict:
@@ -83,7 +94,7 @@ def _flops_per_image(signature, spec) -> int | None:
         return None
 
 
-def _speed(signature) -> dict:
+def measure_speed(signature) -> dict:
     """Median latency of one example (10 calls) and throughput on batches of BATCH (3 calls), after warm-up."""
     from keraszoo.training.hardware import cpu_flags, cpu_model
 
@@ -157,6 +168,7 @@ def render(version_dir: Path, facts: dict, metrics: dict, config: dict) -> str:
         lines += [f"- speed of this SavedModel on an {speed['cpu']} CPU ({' '.join(speed['cpu_flags']) or 'flags unknown'}), "
                   f"{speed['measured']}: one example {speed['single_image_ms']:.2f} ms (median of 10 calls); batches of "
                   f"{BATCH}: {speed['batched_images_per_s']:,.0f} examples/s (median of 3)"]
+    lines += _quantization_lines(facts.get("quantization"))
     lines += ["", "## Limitations", "",
               "- One training run (one seed): the seed-to-seed spread on the recipe's page is the uncertainty.",
               "- The course's setting: small images, a small network, CPU-sized training budgets."]
@@ -167,7 +179,35 @@ def render(version_dir: Path, facts: dict, metrics: dict, config: dict) -> str:
               f"- data: {LICENCES.get(dataset, dataset)}"]
     if "dinov2" in facts["name"]:
         lines.append(f"- weights: {DINOV2}")
+    lines += ["", "## Reproduce", ""] + _reproduce_lines(metrics, config)
     return "\n".join(lines) + "\n"
+
+
+def _reproduce_lines(metrics: dict, config: dict) -> list[str]:
+    from keraszoo.recipes.registry import reproduce_command
+
+    command = reproduce_command(metrics, config)
+    if command is None:
+        return ["This run's options are in `run_record/config.json`; this version of keraszoo cannot rerun it with "
+                "one command (the recipe's options changed since)."]
+    if "validation_split" not in config:
+        return ["This run was made before validation splits; the closest run of today's recipe (the same options, "
+                "trained on `train[:-5000]` and validated on `train[-5000:]`) is:", "", "```", command, "```"]
+    return ["From a checkout after the README's install (same seed; expect the same result to within the "
+            "run-to-run spread of another CPU kind's reduction order):", "", "```", command, "```"]
+
+
+def _quantization_lines(quantization: dict | None) -> list[str]:
+    if not quantization:
+        return []
+    return ["", "## Quantization", "",
+            f"int8 weights ({quantization.get('method', 'post-training')}) of `{quantization.get('source')}`, whose "
+            "float32 record the results above are. Checked when written, on "
+            f"{quantization.get('images', 0):,} test images: accuracy {_percent(quantization.get('accuracy'))} "
+            f"against the float model's {_percent(quantization.get('savedmodel_accuracy'))}, "
+            f"{100 * quantization.get('agreement', 0):.1f} % of predictions unchanged (at most "
+            f"{100 * quantization.get('max_accuracy_drop', 0):.1f} point may be lost); "
+            f"{len(quantization.get('quantized_layers', []))} layers quantized."]
 
 
 EXPORTS_SECTION = "## Other formats, checked against this SavedModel"
@@ -180,7 +220,13 @@ def record_export(version_dir: str | Path, report: dict) -> None:
     if not path.is_file():
         return  # a version exported before cards existed: `keraszoo card` writes one
     fmt = report["format"]
-    if fmt == "litert-int8":
+    if fmt == "savedmodel-int8":
+        detail = (f"`{Path(report['version']).parent.name}/{Path(report['version']).name}`, accuracy "
+                  f"{_percent(report['accuracy'])} against {_percent(report['savedmodel_accuracy'])}, "
+                  f"{100 * report['agreement']:.1f} % of predictions unchanged, weights {report['bytes']:,} bytes "
+                  f"(float32: {report['float32_bytes']:,}); one image {report['speed']['int8']['single_image_ms']:.2f} "
+                  f"ms (float32: {report['speed']['float32']['single_image_ms']:.2f}) on an {report['speed']['int8']['cpu']}")
+    elif fmt == "litert-int8":
         detail = (f"accuracy {_percent(report['accuracy'])} against {_percent(report['savedmodel_accuracy'])}, "
                   f"{100 * report['agreement']:.1f} % of predictions unchanged, {report['bytes']:,} bytes "
                   f"(float32: {report['float32_bytes']:,})")

@@ -78,11 +78,13 @@ def export_classifier(
     name: str,
     run_record_dir: str | os.PathLike | None = None,
     version: int | None = None,
+    extra_record: dict[str, dict] | None = None,
 ) -> Path:
     """Exports ``model`` (uint8 images or feature vectors -> logits) to ``export_dir/name/<version>``.
 
     Without ``version`` the next free number is taken (1 for a new model). Returns
-    the version folder.
+    the version folder. ``extra_record``: more JSON files for the copied run record (``{file name: value}``),
+    such as what a quantization measured, written before the card that reads them.
     """
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name):
         raise ValueError(f"model name {name!r}: use letters, digits, '_', '-' and '.' only.")
@@ -119,6 +121,9 @@ def export_classifier(
     (tmp / KERAS_CONFIG_FILE).write_text(model.to_json())
     if run_record_dir is not None:
         shutil.copytree(run_record_dir, tmp / RUN_RECORD_DIR, ignore=_not_record_files)
+    for file_name, value in (extra_record or {}).items():
+        (tmp / RUN_RECORD_DIR).mkdir(exist_ok=True)
+        (tmp / RUN_RECORD_DIR / file_name).write_text(json.dumps(value, indent=2) + "\n")
     write_model_card(tmp)  # in the version before it is published: no version without its card
     pause_point("export/written")
     final = _publish(tmp, model_dir, version)

@@ -16,7 +16,6 @@ from keraszoo.errors import KeraszooError
 from keraszoo.export.loading import (
     existing_versions,
     is_complete_version,
-    load_keras_model,
     read_run_record,
     recorded_dataset,
     resolve_version_dir,
@@ -73,15 +72,9 @@ def find_trained(name: str, root: str | os.PathLike | None = None) -> TrainedMod
 
 def load_trained(name: str, root: str | os.PathLike | None = None):
     """The trained Keras model called ``name`` (uint8 images in, logits out), rebuilt from its SavedModel."""
-    import importlib.util
+    from keraszoo.export.quantize import load_registered
 
-    import keraszoo.models  # noqa: F401 - registers keraszoo's layers for deserialisation
-    import keraszoo.models.preprocessing  # noqa: F401 - and its preprocessing layers
-
-    if importlib.util.find_spec("keras_hub") is not None:
-        import keras_hub  # noqa: F401 - the DINOv2 transfer model's backbone is keras-hub's
-
-    return load_keras_model(find_trained(name, root).version_dir)
+    return load_registered(find_trained(name, root).version_dir)
 
 
 def resolve_source(source: str | os.PathLike, root: str | os.PathLike | None = None) -> Path:

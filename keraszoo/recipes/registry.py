@@ -101,6 +101,53 @@ def run(name: str, argv: list[str] | None = None) -> int:
     return get_recipe(name).run(sys.argv[1:] if argv is None else argv)
 
 
+# Where a run wrote and how it talked, not what it computed: left out of the command that reproduces it.
+NOT_REPRODUCED = frozenset({"output", "export_dir", "export_name", "data_dir", "verbose", "restart", "tensorboard",
+                            "data_pack", "export"})
+
+
+def reproduce_command(metrics: dict, config: dict) -> str | None:
+    """The ``keraszoo train`` command line that reruns a recorded run (its metrics.json and config.json):
+    the recipe its name starts with, and every recorded option that differs from what the recipe (with the
+    recorded preset, such as ``--variant``) would choose. A record made before validation splits gets the
+    closest run of today (its own splits left out). None where the record names no recipe or holds options
+    this version of the recipe no longer takes (an older keraszoo's)."""
+    import dataclasses
+    import shlex
+
+    run_name = str(metrics.get("recipe") or "")
+    trains = [r for r in RECIPES.values() if r.kind == "train" and run_name.startswith(r.name)]
+    if not trains:
+        return None
+    recipe = max(trains, key=lambda r: len(r.name))
+    config_class = recipe.config_class()
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    recorded = {k: v for k, v in config.items() if k in fields and v is not None}
+    if "validation_split" not in config:  # made before validation splits, which no option turns off today:
+        recorded.pop("train_split", None)  # the closest run trains on the default train[:-5000]
+    preset = {config_class.PRESET_FIELD: recorded[config_class.PRESET_FIELD]} \
+        if config_class.PRESET_FIELD in recorded else {}
+    try:
+        config_class(**recorded)
+        chosen = config_class(**preset)
+    except (TypeError, ValueError):
+        return None
+    words = ["keraszoo", "train", recipe.name]
+    for name, value in recorded.items():
+        if name in NOT_REPRODUCED or (value == getattr(chosen, name) and name not in preset):
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            words.append(flag if value else f"--no-{flag[2:]}")
+        elif fields[name].metadata.get("positional"):
+            words.append(str(value))
+        else:
+            words += [flag, str(value)]
+    backend = (metrics.get("environment") or {}).get("backend") if isinstance(metrics.get("environment"), dict) else None
+    prefix = f"KERAS_BACKEND={backend} " if backend and backend != "tensorflow" else ""
+    return prefix + shlex.join(words)
+
+
 @contextlib.contextmanager
 def _program_name(prog: str):
     """argparse names the program after ``sys.argv[0]``: say ``keraszoo train NAME`` in usage lines when
