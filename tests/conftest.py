@@ -81,8 +81,9 @@ def cnn_saved_models(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def serve_in_thread():
-    """``start(config) -> (url, app)``: keraszoo serve's app on a free loopback port, in a thread, until
-    every model under the root has loaded; all stop when the module's tests are done."""
+    """``start(config) -> (url, app)``: keraszoo serve's app on a free loopback port (and gRPC on another,
+    ``app.state.server.config.grpc_port``), in a thread, until a model has loaded; all stop when the
+    module's tests are done."""
     import socket
     import threading
     import time
@@ -93,10 +94,17 @@ def serve_in_thread():
 
     running = []
 
-    def start(config):
+    def free_port():
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+            return probe.getsockname()[1]
+
+    def start(config):
+        import dataclasses
+
+        port = free_port()
+        if config.grpc_port:  # never TF Serving's 8500, which another server of the suite may hold
+            config = dataclasses.replace(config, grpc_port=free_port())
         app = create_app(config)
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)

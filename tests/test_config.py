@@ -44,7 +44,9 @@ def test_defaults_of_unknown_or_redeclared_fields_are_refused():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--port", "99999"], "port=99999: give a port between 1 and 65535."),
+    (["--port", "99999"], "port=99999, grpc_port=8500: give two different ports between 1 and 65535"),
+    (["--grpc-port", "8501"], "give two different ports"),
+    (["--model-config-file", "/no/such/file.config"], "cannot read the model config file /no/such/file.config"),
     (["--max-batch-size", "0"], "must be >= 1"),
     (["/no/such/folder"], "is neither a folder nor a trained model's name"),
 ])

@@ -236,12 +236,12 @@ def test_jpeg_and_png_of_the_right_size_are_decoded(server, model_root):
 
 def test_a_server_fault_is_a_logged_500_and_serving_goes_on(server, expected, monkeypatch, caplog):
     port, _ = server
-    import keraszoo.serving.app as app_module
+    import keraszoo.serving.core as core_module
 
     def broken(signature, inputs):
         raise RuntimeError("the model fell over")
 
-    monkeypatch.setattr(app_module, "run_signature", broken)
+    monkeypatch.setattr(core_module, "run_signature", broken)
     with caplog.at_level(logging.ERROR, logger="keraszoo.serve"):
         status, answer = _post(port, {"instances": expected[0].tolist()})
     assert status == 500 and answer["error"] == "internal server error: RuntimeError: the model fell over"

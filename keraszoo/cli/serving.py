@@ -33,7 +33,16 @@ def _serve(args) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if not Path(config.model_root).is_dir():
+    made = None  # the link folder made for a model's name, removed when the server stops
+    if config.model_config_file:
+        from keraszoo.serving.model_config import ModelConfigError, read_model_config
+
+        try:
+            read_model_config(config.model_config_file)  # a file that cannot be used: one line, before loading
+        except ModelConfigError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+    elif not Path(config.model_root).is_dir():
         from keraszoo.export.trained import trained_models
 
         trained = trained_models()
@@ -42,16 +51,25 @@ def _serve(args) -> int:
                   "(./run.sh quickstart), pass the folder that holds <name>/<version>/, or one of: "
                   f"{', '.join(trained) or 'no trained model yet'}.", file=sys.stderr)
             return 2
-        config = dataclasses.replace(config, model_root=_root_of_one(trained[config.model_root].version_dir.parent))
+        made = _root_of_one(trained[config.model_root].version_dir.parent)
+        config = dataclasses.replace(config, model_root=made)
     try:
-        sock = listen(config.host, config.port)  # a busy port is found before any model loads
-    except OSError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    from keraszoo.serving.app import serve  # TensorFlow loads here, after the options are checked
+        try:
+            sock = listen(config.host, config.port)  # a busy port is found before any model loads
+            if config.grpc_port:
+                listen(config.host, config.grpc_port).close()  # gRPC binds it again when the models are loaded
+        except OSError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        from keraszoo.serving.app import serve  # TensorFlow loads here, after the options are checked
 
-    serve(config, sock)
-    return 0
+        serve(config, sock)
+        return 0
+    finally:
+        if made is not None:  # the link (not what it points to) and its folder
+            for link in Path(made).iterdir():
+                link.unlink()
+            Path(made).rmdir()
 
 
 def _predict(args) -> int:

@@ -6,7 +6,8 @@ never leaves a half-written version that a server would try to load. The
 ``serving_default`` signature takes raw ``uint8`` images and returns named
 outputs, ``probabilities`` and ``logits`` (vector models, such as the MLP on
 2-D points, take ``features`` of their own dtype). The run record is copied into the
-version folder (``run_record/``), so whoever serves a model can see how it was made.
+version folder (``run_record/``), so whoever serves a model can see how it was made, and warmup
+requests are written to ``assets.extra/`` (``keraszoo.serving.warmup``).
 
 Export an *inference* model: one that holds no training-only layer (random
 crop, flip, ...). Keras 3.15's ``model.export`` has been seen to give outputs
@@ -118,17 +119,27 @@ def export_classifier(
     spec = tf.TensorSpec((None, *model_input.shape[1:]), model_input.dtype, name=input_name)
     archive.add_endpoint(name=SIGNATURE_NAME, fn=serve, input_signature=[spec])
     archive.write_out(str(tmp), verbose=False)
-    (tmp / KERAS_CONFIG_FILE).write_text(model.to_json())
-    if run_record_dir is not None:
-        shutil.copytree(run_record_dir, tmp / RUN_RECORD_DIR, ignore=_not_record_files)
-    for file_name, value in (extra_record or {}).items():
-        (tmp / RUN_RECORD_DIR).mkdir(exist_ok=True)
-        (tmp / RUN_RECORD_DIR / file_name).write_text(json.dumps(value, indent=2) + "\n")
+    _write_beside(tmp, model, spec, name=name, run_record_dir=run_record_dir, extra_record=extra_record)
     write_model_card(tmp)  # in the version before it is published: no version without its card
     pause_point("export/written")
     final = _publish(tmp, model_dir, version)
     pause_point("export/published")
     return final
+
+
+def _write_beside(folder: Path, model, spec, *, name: str, run_record_dir, extra_record) -> None:
+    """What a version holds beside the SavedModel: the Keras architecture, warmup requests (replayed by
+    keraszoo serve and TF Serving before a client's first call) and the run record."""
+    from keraszoo.export.warmup import write_warmup_requests
+
+    (folder / KERAS_CONFIG_FILE).write_text(model.to_json())
+    write_warmup_requests(folder, model_name=name, input_name=spec.name, dtype=spec.dtype,
+                          example_shape=tuple(spec.shape[1:]))
+    if run_record_dir is not None:
+        shutil.copytree(run_record_dir, folder / RUN_RECORD_DIR, ignore=_not_record_files)
+    for file_name, value in (extra_record or {}).items():
+        (folder / RUN_RECORD_DIR).mkdir(exist_ok=True)
+        (folder / RUN_RECORD_DIR / file_name).write_text(json.dumps(value, indent=2) + "\n")
 
 
 def float32_copy(model: keras.Model) -> keras.Model:

@@ -24,8 +24,6 @@ import logging
 import signal
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import tensorflow as tf
@@ -34,50 +32,21 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from keraszoo.serving.batching import Batcher
+from starlette.middleware.cors import CORSMiddleware
+
 from keraszoo.serving.codec import format_outputs, parse_predict
 from keraszoo.serving.config import ServingConfig, listen
-from keraszoo.serving.errors import PayloadTooLarge, ServingRequestError
-from keraszoo.serving.repository import ModelRepository, run_signature
+from keraszoo.serving.core import ServerState, new_state
+from keraszoo.serving.errors import NotFound, PayloadTooLarge, ServingRequestError
+from keraszoo.serving.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from keraszoo.serving.metrics import HTTP_CODES
+from keraszoo.serving.metrics import PATH as METRICS_PATH
+from keraszoo.serving.model_config import ModelConfigError, read_model_config
 from keraszoo.serving.routes import Target, parse_target
 
 INLINE_PARSE_BYTES = 32 * 1024
 log = logging.getLogger("keraszoo.serve")
 access_log = logging.getLogger("keraszoo.serve.access")
-
-
-class ByteBudget:
-    """At most ``capacity`` bytes of request bodies held at once; a request past it waits its turn."""
-
-    def __init__(self, capacity: int):
-        self.capacity = self.free = capacity
-        self._changed: asyncio.Condition | None = None
-
-    @contextlib.asynccontextmanager
-    async def hold(self, size: int):
-        size = min(size, self.capacity)
-        self._changed = self._changed or asyncio.Condition()
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.free >= size)
-            self.free -= size
-        try:
-            yield
-        finally:
-            async with self._changed:
-                self.free += size
-                self._changed.notify_all()
-
-
-@dataclass
-class _Server:
-    """What the handlers share, kept in ``app.state.server``."""
-
-    config: ServingConfig
-    repository: ModelRepository
-    executor: ThreadPoolExecutor  # runs the models
-    parser: ThreadPoolExecutor  # parses JSON and decodes images
-    batchers: dict
-    budget: ByteBudget
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -86,33 +55,51 @@ def _error(status: int, message: str) -> JSONResponse:
 
 async def dispatch(request: Request):
     """Every request: TF Serving's path rules, then the endpoint; errors become JSON answers."""
-    server: _Server = request.app.state.server
+    server: ServerState = request.app.state.server
     raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
+    if raw_path == METRICS_PATH.encode() and request.method == "GET" and server.config.monitoring:
+        return Response(server.metrics.exposition(), media_type=METRICS_CONTENT_TYPE)
+    start, target, response = time.perf_counter(), None, None
     try:
         target = parse_target(request.method, raw_path.decode("latin-1"))
-        return await ENDPOINTS[target.kind](request, server, target)
+        timeout_s = server.config.rest_api_timeout_ms / 1000 or None
+        response = await asyncio.wait_for(ENDPOINTS[target.kind](request, server, target), timeout_s)
     except ServingRequestError as error:
-        return _error(error.status, str(error))
+        response = _error(error.status, str(error))
+    except asyncio.TimeoutError:  # TF Serving's --rest_api_timeout_in_ms: DEADLINE_EXCEEDED, HTTP 504
+        response = _error(504, f"Request timed out after {server.config.rest_api_timeout_ms} ms "
+                               "(--rest-api-timeout-ms).")
     except tf.errors.InvalidArgumentError as error:  # the model refused an input the checks let through
-        return _error(400, error.message)
+        response = _error(400, error.message)
     except ClientDisconnect:
-        return Response(status_code=400)  # nobody is left to read it
+        response = Response(status_code=400)  # nobody is left to read it
     except Exception as error:  # noqa: BLE001 - a server fault: logged, answered, and serving goes on
         log.exception("internal error on %s %s", request.method, request.url.path)
-        return _error(500, f"internal server error: {type(error).__name__}: {error}")
+        response = _error(500, f"internal server error: {type(error).__name__}: {error}")
+    if target is not None:
+        server.metrics.observe(model=target.name, version=target.version, api=target.kind, entrypoint="REST",
+                               status=HTTP_CODES.get(response.status_code, str(response.status_code)),
+                               seconds=time.perf_counter() - start)
+    return response
 
 
-async def status(request: Request, server: _Server, target: Target):
-    served = server.repository.get(target.name, target.version)  # raises NotFound
-    versions = [served.version] if target.version is not None else server.repository.models()[target.name][::-1]
+async def status(request: Request, server: ServerState, target: Target):
+    states = server.repository.states(target.name)  # raises NotFound; END for versions unloaded
+    if target.version is not None or target.label is not None:
+        version = target.version
+        if target.label is not None:
+            version = server.repository.get(target.name, label=target.label).version
+        if version not in states:
+            raise NotFound(f"Could not find version {version} of model {target.name}")
+        states = {version: states[version]}
     return JSONResponse({"model_version_status": [
-        {"version": str(v), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
-        for v in versions
+        {"version": str(v), "state": state, "status": {"error_code": "OK", "error_message": ""}}
+        for v, state in sorted(states.items(), reverse=True)
     ]})
 
 
-async def metadata(request: Request, server: _Server, target: Target):
-    served = server.repository.get(target.name, target.version)
+async def metadata(request: Request, server: ServerState, target: Target):
+    served = server.repository.get(target.name, target.version, target.label)
     signature_def = {
         key: {
             "inputs": {name: info.as_json() for name, info in signature.inputs.items()},
@@ -130,9 +117,9 @@ async def metadata(request: Request, server: _Server, target: Target):
     })
 
 
-async def predict(request: Request, server: _Server, target: Target):
+async def predict(request: Request, server: ServerState, target: Target):
     config = server.config
-    served = server.repository.get(target.name, target.version)
+    served = server.repository.get(target.name, target.version, target.label)
     loop = asyncio.get_running_loop()
     async with server.budget.hold(_declared_length(request) or config.max_body_bytes):
         body = await read_body(request, config.max_body_bytes)
@@ -145,17 +132,7 @@ async def predict(request: Request, server: _Server, target: Target):
         else:
             signature_name, inputs, request_format = await loop.run_in_executor(server.parser, parse)
         del body, parse
-    signature = served.signatures[signature_name]
-    batchable = all(None not in info.shape[1:] for info in signature.inputs.values())
-    if config.batching and batchable:
-        key = (served.name, served.version, signature_name, id(served))
-        if key not in server.batchers:
-            server.batchers[key] = Batcher(lambda arrays, s=signature: run_signature(s, arrays),
-                                           max_batch_size=config.max_batch_size,
-                                           timeout_s=config.batch_timeout_ms / 1000, executor=server.executor)
-        outputs = await server.batchers[key].submit(inputs)
-    else:
-        outputs = await loop.run_in_executor(server.executor, run_signature, signature, inputs)
+    outputs = await server.run_model(served, signature_name, inputs)
     return Response(format_outputs(outputs, request_format), media_type="application/json")
 
 
@@ -216,27 +193,45 @@ class AccessLog:
             }))
 
 
-async def _poll_for_versions(server: _Server):
-    loop = asyncio.get_running_loop()
+async def _watch(server: ServerState):
+    """Rescans for versions every --poll-interval-s; re-reads the model config file every
+    --model-config-file-poll-wait-seconds (a file that cannot be used: one line, the last good one stays)."""
+    config, loop = server.config, asyncio.get_running_loop()
+    reread_every = config.model_config_file_poll_wait_seconds
+    next_read, last_problem = loop.time() + reread_every, None
     while True:
-        await asyncio.sleep(server.config.poll_interval_s)
-        for name, version in await loop.run_in_executor(None, server.repository.refresh):
-            print(f"keraszoo serve: now serving {name} version {version}", flush=True)
+        await asyncio.sleep(config.poll_interval_s)
+        if config.model_config_file and reread_every > 0 and loop.time() >= next_read:
+            next_read = loop.time() + reread_every
+            try:
+                server.repository.configure(read_model_config(config.model_config_file))
+                last_problem = None
+            except ModelConfigError as error:
+                if str(error) != last_problem:  # said once, not at every poll
+                    print(f"keraszoo serve: {error}; still serving the previous configuration.", flush=True)
+                last_problem = str(error)
+        await server.refresh()
 
 
 @contextlib.asynccontextmanager
 async def _lifespan(app):
-    server = app.state.server
-    loaded = await asyncio.get_running_loop().run_in_executor(None, server.repository.refresh)
-    if not loaded:
-        print(f"keraszoo serve: no complete model version under {Path(server.config.model_root).resolve()} yet; "
-              "watching for new ones.", flush=True)
-    for name, version in loaded:
-        print(f"keraszoo serve: serving {name} version {version}", flush=True)
-    poller = asyncio.get_running_loop().create_task(_poll_for_versions(server))
+    server: ServerState = app.state.server
+    config = server.config
+    if not await server.refresh():
+        where = config.model_config_file or Path(config.model_root).resolve()
+        print(f"keraszoo serve: no complete model version in {where} yet; watching for new ones.", flush=True)
+    grpc_server = None
+    if config.grpc_port:
+        from keraszoo.serving import grpc_service  # grpc loads only when it serves
+
+        grpc_server = await grpc_service.start(server, config.host, config.grpc_port)
+        print(f"keraszoo serve: gRPC on {config.host}:{config.grpc_port}", flush=True)
+    watcher = asyncio.get_running_loop().create_task(_watch(server))
     yield
     # uvicorn reaches this after the requests in flight have been answered (or shutdown_timeout_s).
-    poller.cancel()
+    watcher.cancel()
+    if grpc_server is not None:
+        await grpc_server.stop(config.shutdown_timeout_s)
     for batcher in server.batchers.values():
         batcher.close()
     server.executor.shutdown(wait=False)
@@ -245,16 +240,14 @@ async def _lifespan(app):
 
 
 def create_app(config: ServingConfig = ServingConfig()) -> Starlette:
+    """The server's ASGI app; a model config file that cannot be used raises ModelConfigError (one line)."""
+    specs = read_model_config(config.model_config_file) if config.model_config_file else None
     app = Starlette(routes=[Route("/{path:path}", dispatch, methods=_METHODS)], lifespan=_lifespan)
-    app.state.server = _Server(
-        config=config,
-        repository=ModelRepository(config.model_root, settle_s=config.settle_s),
-        executor=ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="keraszoo-model"),
-        parser=ThreadPoolExecutor(max_workers=config.threads, thread_name_prefix="keraszoo-parse"),
-        batchers={},
-        budget=ByteBudget(config.max_pending_bytes),
-    )
+    app.state.server = new_state(config, specs)
     app.state.repository, app.state.batchers = app.state.server.repository, app.state.server.batchers
+    if config.cors_allow_origin:  # answers browsers' preflight OPTIONS and adds the allow-origin header
+        app.add_middleware(CORSMiddleware, allow_origins=[config.cors_allow_origin], allow_methods=["GET", "POST"],
+                           allow_headers=["*"])
     if config.access_log:
         app.add_middleware(AccessLog)
     return app
@@ -271,8 +264,9 @@ def serve(config: ServingConfig, sock=None) -> None:
         logger.setLevel(logging.INFO)
         logger.addHandler(handler)
     log.propagate = access_log.propagate = False
-    print(f"keraszoo serve: http://{config.host}:{config.port}/v1/models/<name> for the models under "
-          f"{config.model_root}", flush=True)
+    print(f"keraszoo serve: http://{config.host}:{config.port}/v1/models/<name> for the models "
+          f"{'of ' + config.model_config_file if config.model_config_file else 'under ' + config.model_root}",
+          flush=True)
     server = uvicorn.Server(uvicorn.Config(
         create_app(config), log_level=config.log_level, access_log=False,
         timeout_graceful_shutdown=config.shutdown_timeout_s,

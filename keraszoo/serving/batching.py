@@ -37,6 +37,7 @@ class Batcher:
         self._carry: _Request | None = None  # a request that did not fit the last batch
         self._waiting = 0  # requests queued and not yet running
         self._worker: asyncio.Task | None = None
+        self._retired = False
         self.batches_run = 0
 
     def _start(self) -> None:
@@ -49,6 +50,8 @@ class Batcher:
             self._start()
         loop = asyncio.get_running_loop()
         size = len(next(iter(inputs.values())))
+        if self._retired:  # its version was unloaded after this request took it: run alone, unbatched
+            return await loop.run_in_executor(self.executor, self.run, inputs)
         if self.timeout_s == 0 and self._idle.is_set() and not self._waiting:
             self._idle.clear()  # run alone, now; whoever comes meanwhile waits for the next batch
             try:
@@ -66,6 +69,8 @@ class Batcher:
         loop = asyncio.get_running_loop()
         first = self._carry or await self._queue.get()
         self._carry = None
+        if first is None:  # retire()'s mark: everything queued before it has run
+            return []
         await self._idle.wait()  # requests gather while the model is busy
         batch, size = [first], first.size
         deadline = loop.time() + self.timeout_s
@@ -75,6 +80,9 @@ class Batcher:
                 request = self._queue.get_nowait() if remaining <= 0 else await asyncio.wait_for(
                     self._queue.get(), remaining)
             except (asyncio.QueueEmpty, asyncio.TimeoutError):
+                break
+            if request is None:
+                self._queue.put_nowait(None)  # seen after this batch
                 break
             if size + request.size > self.max_batch_size:
                 self._carry = request  # opens the next batch
@@ -87,6 +95,8 @@ class Batcher:
         loop = asyncio.get_running_loop()
         while True:
             batch = await self._next_batch()
+            if not batch:
+                return  # retired, and every request queued before has its answer
             while not self._idle.is_set():  # a lone request took the model while the batch gathered
                 await self._idle.wait()
             self._idle.clear()
@@ -108,6 +118,12 @@ class Batcher:
                 if not request.future.done():
                     request.future.set_result({key: value[rows] for key, value in outputs.items()})
                 start += request.size
+
+    def retire(self) -> None:
+        """Its version was unloaded: the requests already queued run, later ones run alone, then it stops."""
+        self._retired = True
+        if self._queue is not None:
+            self._queue.put_nowait(None)
 
     def close(self) -> None:
         if self._worker is not None:

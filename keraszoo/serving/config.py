@@ -20,7 +20,20 @@ class ServingConfig:
     model_root: str = option("saved_models", "folder of <name>/<version>/ SavedModels, or a trained model's name "
                              "(keraszoo models --trained) to serve it alone", positional=True)
     host: str = option("127.0.0.1", "address to bind (the default is loopback only)")
-    port: int = option(8501, "port (8501 is TF Serving's REST port)")
+    port: int = option(8501, "REST port (8501 is TF Serving's)")
+    grpc_port: int = option(8500, "gRPC port for TF Serving's PredictionService and ModelService (8500 is TF "
+                            "Serving's; 0: no gRPC)")
+    model_config_file: str | None = option(
+        None, "TF Serving's model config file (ModelServerConfig in text format: models, base paths, version "
+        "policies, labels); replaces MODEL_ROOT")
+    model_config_file_poll_wait_seconds: float = option(
+        0.0, "re-read --model-config-file this often, adding, removing and relabelling models while serving "
+        "(0: read it once, TF Serving's default)")
+    monitoring: bool = option(True, "Prometheus metrics at /monitoring/prometheus/metrics on the REST port")
+    cors_allow_origin: str | None = option(None, "answer browsers from this origin (e.g. https://example.org, or *): "
+                                           "CORS headers and preflight")
+    rest_api_timeout_ms: int = option(30000, "REST requests unanswered after this long get 504 (DEADLINE_EXCEEDED), "
+                                      "as TF Serving's --rest_api_timeout_in_ms; 0: no limit")
     batching: bool = option(True, "gather concurrent requests into one model call")
     max_batch_size: int = option(64, "examples per batched model call")
     batch_timeout_ms: float = option(
@@ -39,14 +52,17 @@ class ServingConfig:
     log_level: Literal["warning", "info"] = option("warning", "uvicorn's own log level")
 
     def __post_init__(self):
-        if not 0 < self.port < 65536:
-            raise ValueError(f"port={self.port}: give a port between 1 and 65535.")
+        if not 0 < self.port < 65536 or not 0 <= self.grpc_port < 65536 or self.grpc_port == self.port:
+            raise ValueError(f"port={self.port}, grpc_port={self.grpc_port}: give two different ports between 1 and "
+                             "65535 (grpc_port 0: no gRPC).")
         positive = ("max_batch_size", "max_body_bytes", "max_pending_bytes", "max_instances", "max_image_pixels",
                     "threads")
         if any(getattr(self, name) < 1 for name in positive):
             raise ValueError(f"{', '.join(positive)} must be >= 1.")
-        if min(self.batch_timeout_ms, self.settle_s, self.shutdown_timeout_s) < 0 or self.poll_interval_s <= 0:
-            raise ValueError("batch_timeout_ms, settle_s and shutdown_timeout_s must be >= 0, poll_interval_s > 0.")
+        if min(self.batch_timeout_ms, self.settle_s, self.shutdown_timeout_s, self.rest_api_timeout_ms,
+               self.model_config_file_poll_wait_seconds) < 0 or self.poll_interval_s <= 0:
+            raise ValueError("batch_timeout_ms, settle_s, shutdown_timeout_s, rest_api_timeout_ms and "
+                             "model_config_file_poll_wait_seconds must be >= 0, poll_interval_s > 0.")
 
 
 def listen(host: str, port: int) -> socket.socket:

@@ -28,6 +28,7 @@ class Target:
     kind: str  # "predict", "status" or "metadata"
     name: str
     version: int | None
+    label: str | None = None  # /labels/<label>: the version a model config file names so
 
 
 def parse_target(method: str, raw_path: str) -> Target:
@@ -47,10 +48,8 @@ def parse_target(method: str, raw_path: str) -> Target:
         raise malformed  # ":PREDICT": TF Serving compares the method exactly
     if not name:
         raise BadRequest("Missing model name in request.")
-    if label is not None:
-        raise BadRequest(f"Unrecognized servable version label: {unquote(label)} "
-                         "(keraszoo serve has no version labels: ask for /versions/<number>).")
     if version is not None and int(version) > INT64_MAX:
         raise BadRequest(f"Failed to convert version: {version} to numeric.")
     kind = "predict" if method == "POST" else ("metadata" if suffix == "metadata" else "status")
-    return Target(kind, unquote(name), None if version is None else int(version))
+    return Target(kind, unquote(name), None if version is None else int(version),
+                  None if label is None else unquote(label))
