@@ -66,7 +66,7 @@ case "$mode" in
     python recipes/cifar10_cnn.py --epochs 2 --train-split 'train[:10000]' --optimizer adam \
       --learning-rate 0.001 --output runs/quickstart --export-name cifar10_cnn_quickstart "$@"
     keraszoo show saved_models/cifar10_cnn_quickstart
-    keraszoo serve saved_models --port "$port" --no-access-log &
+    keraszoo serve saved_models --port "$port" --grpc-port "${KERASZOO_GRPC_PORT:-0}" --no-access-log &
     server=$!
     trap 'kill $server 2>/dev/null' EXIT
     for _ in $(seq 120); do  # until the newest version answers (model loading takes seconds)

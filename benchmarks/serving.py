@@ -1,18 +1,25 @@
 #!/usr/bin/env python
 """Serving benchmark: latency and throughput of `keraszoo serve` against calling the model in process.
 
-Starts `keraszoo serve` subprocesses on free loopback ports (batching on, batching off and,
-with --baseline-tree, an older checkout of keraszoo), then, for each concurrency level,
+Starts `keraszoo serve` subprocesses on free loopback ports (batching on, over REST and over gRPC
+with TF Serving's official client; batching off; with --baseline-tree, an older checkout of
+keraszoo), then, for each concurrency level,
 alternates between the modes for --rounds rounds so that every mode sees the same machine
 state: one-image predict requests (row format, a JSON pixel list, 16 KB) from N client
 threads, each with its own keep-alive connection, the body encoded once beforehand (the
 client's JSON encoding is timed apart). The in-process mode calls the SavedModel's serving
 function in this process. Prints p50/p99 latency and requests/s, and the p50 overhead of
 HTTP over in-process at each level; writes a JSON record with the CPU model and flags.
+The gRPC client builds its PredictRequest once (tf.make_tensor_proto), as the REST body is.
+
+--first-request N instead starts a fresh server N times per case, for each model of --models,
+with and without the version's warmup file (assets.extra/tf_serving_warmup_requests, replayed
+before the version is served), and times the first one-image request and the tenth.
 
 examples:
   python benchmarks/serving.py                                   # newest saved_models/cifar10_cnn
   python benchmarks/serving.py --requests 400 --concurrency 1 64
+  python benchmarks/serving.py --first-request 5 --output docs/records/serving_warmup.json
   git worktree add /tmp/before <commit>; python benchmarks/serving.py --baseline-tree /tmp/before \\
       --baseline-block httptools uvloop   # the older server as it ran before those were installed
 """
@@ -48,6 +55,10 @@ def parse_args(argv=None):
     parser.add_argument("--baseline-tree", help="a checkout of an older keraszoo whose server is measured too")
     parser.add_argument("--baseline-block", nargs="*", default=[],
                         help="modules hidden from the baseline server (e.g. httptools uvloop: uvicorn then uses h11/asyncio)")
+    parser.add_argument("--first-request", type=int, metavar="N",
+                        help="measure the first request's latency with and without warmup, N fresh servers per case")
+    parser.add_argument("--models", nargs="+", default=["cifar10_cnn", "mnist_vit"],
+                        help="models of --first-request (default: %(default)s)")
     parser.add_argument("--output", default="docs/records/serving_benchmark.json")
     return parser.parse_args(argv)
 
@@ -99,6 +110,8 @@ def start_server(root: str, model: str, *extra: str, tree: str | None = None, bl
     paths = ([_blocker_dir(list(block))] if block else []) + ([str(Path(tree).resolve())] if tree else [])
     if paths:
         env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")])
+    if tree is None and "--grpc-port" not in extra:  # never TF Serving's 8500: servers run side by side here
+        extra = (*extra, "--grpc-port", "0")
     command = [sys.executable, "-m", "keraszoo", "serve", str(Path(root).resolve()), "--port", str(port), *extra]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                                cwd=tree or None)
@@ -128,8 +141,73 @@ def _http_call(port: int, path: str, body: bytes):
     return make_call
 
 
+def _grpc_call(port: int, model: str, image: np.ndarray):
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = "serving_default"
+    request.inputs["images"].CopyFrom(tf.make_tensor_proto(image))
+
+    def make_call():
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
+        return lambda: stub.Predict(request, timeout=60)
+    return make_call
+
+
+def first_requests(args) -> int:
+    """A fresh server per try: the first and the tenth one-image request, with and without warmup."""
+    import shutil
+
+    from keraszoo.export import resolve_version_dir
+    from keraszoo.export.warmup import WARMUP_FILE
+    from keraszoo.training.hardware import environment
+
+    rows = []
+    for model in args.models:
+        version_dir = resolve_version_dir(Path(args.model_root) / model)
+        shape = (1, 32, 32, 3) if model.startswith("cifar") else (1, 28, 28, 1)
+        body = json.dumps({"instances": np.zeros(shape, np.uint8).tolist()}).encode()
+        with tempfile.TemporaryDirectory() as scratch:
+            for warmed in (False, True):
+                root = Path(scratch, f"warm{int(warmed)}")
+                shutil.copytree(version_dir, root / model / "1")
+                if not warmed:
+                    (root / model / "1" / WARMUP_FILE).unlink(missing_ok=True)
+                for _ in range(args.first_request):
+                    process, port = start_server(str(root), model, "--no-access-log")
+                    try:
+                        call = _http_call(port, f"/v1/models/{model}:predict", body)()
+                        times = []
+                        for _ in range(10):
+                            start = time.perf_counter()
+                            call()
+                            times.append(1000 * (time.perf_counter() - start))
+                    finally:
+                        process.terminate()
+                        process.wait(timeout=30)
+                    rows.append({"model": model, "warmup": warmed, "first_ms": round(times[0], 2),
+                                 "tenth_ms": round(times[-1], 2)})
+                    print(rows[-1], flush=True)
+    results = {"environment": environment(), "command": " ".join(sys.argv), "rows": rows}
+    Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
+    print("\n| model | warmup | first request ms, median (min-max) | tenth request ms, median |\n|---|---|---|---|")
+    for model in args.models:
+        for warmed in (False, True):
+            firsts = [r["first_ms"] for r in rows if r["model"] == model and r["warmup"] == warmed]
+            tenths = [r["tenth_ms"] for r in rows if r["model"] == model and r["warmup"] == warmed]
+            print(f"| {model} | {'yes' if warmed else 'no'} | {np.median(firsts):.1f} ({min(firsts):.1f}-"
+                  f"{max(firsts):.1f}) | {np.median(tenths):.1f} |")
+    return 0
+
+
 def main(args) -> int:
     import tensorflow as tf
+
+    if args.first_request:
+        return first_requests(args)
 
     from keraszoo.export import load_serving_fn, resolve_version_dir
     from keraszoo.training.hardware import environment
@@ -149,9 +227,12 @@ def main(args) -> int:
     processes = []
     try:
         for name, extra in servers:
-            process, port = start_server(args.model_root, args.model, *extra)
+            grpc_port = _free_port()
+            process, port = start_server(args.model_root, args.model, *extra, "--grpc-port", str(grpc_port))
             processes.append(process)
             modes[name] = _http_call(port, path, body)
+            if name == "http, batching on":
+                modes["grpc, batching on"] = _grpc_call(grpc_port, args.model, image)
         if args.baseline_tree:
             process, port = start_server(args.model_root, args.model, tree=args.baseline_tree, block=args.baseline_block)
             processes.append(process)

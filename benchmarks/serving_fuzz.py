@@ -3,6 +3,8 @@
 
 Starts `keraszoo serve` on a free loopback port and sends, in phases:
   fuzz    random, mutated and truncated bodies and odd paths (keraszoo.serving.fuzz) from 8 clients;
+  grpc    the same over gRPC: malformed protos, wrong dtypes, huge, negative and ragged shapes, strings,
+          unknown models, versions and labels (fuzz_grpc_predict), 8 clients, each code counted;
   flood   valid one-image requests from 64 clients at once, each checked against the model in process;
   bombs   64 clients at once posting image bombs: a real 20000x20000 PNG (0.4 MB, 400 MB decoded) and a
           JPEG whose header declares 12000x12000, while one more client polls the model's status.
@@ -43,6 +45,7 @@ def parse_args(argv=None):
     parser.add_argument("--model-root", default="saved_models", help="folder served (default: %(default)s)")
     parser.add_argument("--model", default="cifar10_cnn", help="model name, 32x32x3 uint8 in (default: %(default)s)")
     parser.add_argument("--fuzz-requests", type=int, default=8000, help="(default: %(default)s)")
+    parser.add_argument("--grpc-requests", type=int, default=8000, help="(default: %(default)s; 0: no gRPC phase)")
     parser.add_argument("--flood-requests", type=int, default=1920, help="(default: %(default)s)")
     parser.add_argument("--bomb-rounds", type=int, default=3, help="rounds of 64 concurrent bombs (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
@@ -94,6 +97,54 @@ def _connection(port):
     return http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
 
+def grpc_fuzz(port: int, args, images) -> dict:
+    """Fuzzed PredictRequests from 8 clients: every gRPC code counted; anything but OK, INVALID_ARGUMENT,
+    NOT_FOUND and RESOURCE_EXHAUSTED (INTERNAL, UNKNOWN, a deadline: a hang) is a failure."""
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    from keraszoo.serving.fuzz import fuzz_grpc_predict
+
+    valid = predict_pb2.PredictRequest()
+    valid.model_spec.name = args.model
+    valid.inputs["images"].CopyFrom(tf.make_tensor_proto(images))
+    allowed = {"OK", "INVALID_ARGUMENT", "NOT_FOUND", "RESOURCE_EXHAUSTED"}
+    codes, latencies, failures, lock = Counter(), [], [], threading.Lock()
+
+    def client(seed):
+        rng, channel = random.Random(seed), grpc.insecure_channel(f"127.0.0.1:{port}")
+        call = channel.unary_unary("/tensorflow.serving.PredictionService/Predict")
+        for _ in range(args.grpc_requests // 8):
+            body, start = fuzz_grpc_predict(rng, valid, args.model), time.perf_counter()
+            try:
+                call(body, timeout=60)
+                code = "OK"
+            except grpc.RpcError as error:
+                code = error.code().name
+            with lock:
+                codes[code] += 1
+                latencies.append(time.perf_counter() - start)
+                if code not in allowed:
+                    failures.append(f"{code} for {body[:80]!r}")
+        channel.close()
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(client, range(args.seed, args.seed + 8)))
+    ms = np.asarray(latencies) * 1000
+    return {"phase": "grpc fuzz", "requests": sum(codes.values()), "statuses": dict(sorted(codes.items())),
+            "p50_ms": round(float(np.percentile(ms, 50)), 2), "max_ms": round(float(ms.max()), 2),
+            "failures": failures[:10]}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def main(args) -> int:
     import tensorflow as tf
 
@@ -110,7 +161,9 @@ def main(args) -> int:
              jpeg_declaring(tf.io.encode_jpeg(tf.zeros((32, 32, 3), tf.uint8)).numpy(), 12000, 12000)]
     bomb_bodies = [json.dumps({"instances": [{"b64": base64.b64encode(b).decode()}]}).encode() for b in bombs]
     quiet = () if args.tree else ("--no-access-log",)  # older checkouts have no such flag
-    process, port = start_server(args.model_root, args.model, *quiet, tree=args.tree)
+    grpc_port = _free_port() if args.grpc_requests and not args.tree else 0
+    grpc_args = ("--grpc-port", str(grpc_port)) if not args.tree else ()
+    process, port = start_server(args.model_root, args.model, *quiet, *grpc_args, tree=args.tree)
     path = f"/v1/models/{args.model}:predict"
     report = {"environment": environment(), "command": " ".join(sys.argv), "tree": args.tree,
               "bomb_bytes": [len(b) for b in bombs], "phases": []}
@@ -137,6 +190,10 @@ def main(args) -> int:
             list(pool.map(fuzz_client, range(args.seed, args.seed + 8)))
         report["phases"].append(fuzz.summary())
         print(report["phases"][-1], flush=True)
+
+        if grpc_port:
+            report["phases"].append(grpc_fuzz(grpc_port, args, images[:2]))
+            print(report["phases"][-1], flush=True)
 
         flood, wrong = Phase("flood, 64 clients"), []
 

@@ -294,3 +294,46 @@ def test_warmup_is_replayed_and_a_damaged_file_still_loads(cnn_saved_models, tmp
     assert replay_warmup(load_version("cifar10_cnn", 1, version)) == 0
     (line,) = capsys.readouterr().out.splitlines()
     assert "warmup of cifar10_cnn version 1 stopped after 0 request(s)" in line and "serving the version unwarmed" in line
+
+
+def test_fuzzed_grpc_requests_get_client_errors_never_a_crash_or_a_hang(server):
+    """Malformed protos, wrong dtypes, huge, negative and ragged shapes, strings, unknown models: every answer
+    is a client's error code (or OK), within the deadline; valid requests still right afterwards."""
+    import random
+    import threading
+
+    from keraszoo.serving.fuzz import fuzz_grpc_predict
+
+    _, channel = server
+    predict = channel.unary_unary("/tensorflow.serving.PredictionService/Predict",
+                                  response_deserializer=predict_pb2.PredictResponse.FromString)
+    valid = _request(_images(2))
+    allowed = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
+               grpc.StatusCode.RESOURCE_EXHAUSTED}
+    codes, failures = {}, []
+
+    def client(seed, count):
+        rng = random.Random(seed)
+        for _ in range(count):
+            body = fuzz_grpc_predict(rng, valid, "cifar10_cnn")
+            try:
+                predict(body, timeout=30)
+                code = grpc.StatusCode.OK
+            except grpc.RpcError as error:
+                code = error.code()
+                if code not in allowed:
+                    failures.append(f"{code} {error.details()[:200]} for {body[:80]!r}")
+            codes[code] = codes.get(code, 0) + 1
+
+    threads = [threading.Thread(target=client, args=(seed, 250)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a fuzzing client hung"
+    assert not failures, failures[:5]
+    assert sum(codes.values()) == 1000 and codes.get(grpc.StatusCode.INVALID_ARGUMENT, 0) > 300, codes
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    status, body, _ = _rest(server[0], "/v1/models/cifar10_cnn:predict", {"instances": _images(2).tolist()})
+    np.testing.assert_allclose(tf.make_ndarray(stub.Predict(valid, timeout=30).outputs["logits"]),
+                               [row["logits"] for row in json.loads(body)["predictions"]], rtol=1e-6, atol=1e-6)

@@ -300,7 +300,8 @@ def test_fuzzing_never_gets_a_5xx_or_a_hang(server, expected):
 
 
 def _serve_command(*args):
-    return [sys.executable, "-m", "keraszoo", "serve", *map(str, args)]
+    grpc = () if "--grpc-port" in args else ("--grpc-port", 0)  # not TF Serving's 8500: it may be taken here
+    return [sys.executable, "-m", "keraszoo", "serve", *map(str, args), *map(str, grpc)]
 
 
 def test_a_busy_port_or_a_bad_one_is_one_line_at_once(model_root):
@@ -308,7 +309,11 @@ def test_a_busy_port_or_a_bad_one_is_one_line_at_once(model_root):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        for args, message in ((("--port", port), "Address already in use"), (("--port", 99999), "between 1 and 65535")):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            free = probe.getsockname()[1]
+        for args, message in ((("--port", port), "Address already in use"), (("--port", 99999), "between 1 and 65535"),
+                              (("--port", free, "--grpc-port", port), f"cannot listen on 127.0.0.1:{port}")):
             start = time.monotonic()
             result = subprocess.run(_serve_command(model_root, *args), capture_output=True, text=True, timeout=60)
             assert result.returncode == 2 and message in result.stderr, result

@@ -91,3 +91,50 @@ def jpeg_declaring(jpeg: bytes, width: int, height: int) -> bytes:
     sof = data.index(b"\xff\xc0")
     data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
     return bytes(data)
+
+
+def fuzz_grpc_predict(rng: random.Random, valid, model: str) -> bytes:
+    """A serialized PredictRequest derived from ``valid`` (a good one): random, truncated or bit-flipped
+    bytes, or a well-formed message with a wrong dtype, a huge, negative or ragged shape, content of the
+    wrong length, strings, an unknown model, version, label, signature or output."""
+    data = valid.SerializeToString()
+    choice = rng.randrange(12)
+    if choice == 0:
+        return rng.randbytes(rng.randrange(300))
+    if choice == 1:
+        return data[:rng.randrange(len(data))]
+    if choice == 2:
+        flipped = bytearray(data)
+        for _ in range(rng.randrange(1, 8)):
+            flipped[rng.randrange(len(flipped))] ^= 1 << rng.randrange(8)
+        return bytes(flipped)
+    request = type(valid).FromString(data)
+    tensor = request.inputs["images"]
+    if choice == 3:
+        tensor.dtype = rng.choice([0, 1, 2, 3, 7, 9, 10, 22, 999, -5 & 0x7FFFFFFF])
+    elif choice == 4:
+        dims = tensor.tensor_shape.dim
+        dims[rng.randrange(len(dims))].size = rng.choice([0, -1, -(2**62), 2**31, 2**62, 10**9, 33, 1])
+    elif choice == 5:
+        tensor.tensor_shape.dim.add().size = rng.choice([1, 3, 2**40])
+    elif choice == 6:
+        tensor.tensor_content = rng.randbytes(rng.randrange(0, len(tensor.tensor_content) * 2 + 1))
+    elif choice == 7:
+        tensor.ClearField("tensor_content")
+        tensor.int_val.extend(rng.choice([[1], [300, -4], list(range(rng.randrange(50)))]))
+    elif choice == 8:
+        tensor.ClearField("tensor_content")
+        tensor.dtype = 7  # DT_STRING
+        tensor.string_val.extend([rng.randbytes(rng.randrange(20)) for _ in range(rng.randrange(4))])
+    elif choice == 9:
+        request.model_spec.name = rng.choice(["", "nope", model + "\0", "x" * 5000, "../" + model])
+    elif choice == 10:
+        if rng.random() < 0.5:
+            request.model_spec.version.value = rng.choice([-1, 0, 2, 2**63 - 1])
+        else:
+            request.model_spec.version_label = rng.choice(["", "stable", "\u00b2", "a" * 1000])
+    else:
+        request.model_spec.signature_name = rng.choice(["", "serve", "nope", "\0"])
+        request.output_filter.extend(rng.choice([[], ["logits"], ["nope"], ["logits", "logits"]]))
+        request.inputs[rng.choice(["extra", "images2", ""])].CopyFrom(tensor)
+    return request.SerializeToString()

@@ -178,14 +178,66 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return await self.handler.answer("HandleReloadConfigRequest", None, context, work)
 
 
+class _Malformed:
+    """What a request that is not a protobuf of its type becomes, instead of gRPC's INTERNAL error."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+
+def _parser(message_class):
+    def parse(data: bytes):
+        try:
+            return message_class.FromString(data)
+        except Exception:  # noqa: BLE001 - DecodeError, RuntimeWarning from deep nesting ...: all "malformed"
+            return _Malformed(message_class.__name__)
+    return parse
+
+
+def _handlers(service: str, servicer, methods: dict[str, tuple]) -> grpc.GenericRpcHandler:
+    """The service's methods with a deserializer that never raises: a malformed request is answered
+    INVALID_ARGUMENT (and counted) like any other bad request."""
+    def guarded(method):
+        async def call(request, context):
+            if isinstance(request, _Malformed):
+                async def work():
+                    raise BadRequest(f"the request is not a valid {request.kind} protobuf.")
+                return await servicer.handler.answer(method.__name__, "-", context, work)
+            return await method(request, context)
+        return call
+
+    return grpc.method_handlers_generic_handler(service, {
+        name: grpc.unary_unary_rpc_method_handler(guarded(getattr(servicer, name)),
+                                                  request_deserializer=_parser(request_class),
+                                                  response_serializer=response_class.SerializeToString)
+        for name, (request_class, response_class) in methods.items()})
+
+
+def _services(state: ServerState) -> list[grpc.GenericRpcHandler]:
+    from tensorflow_serving.apis import classification_pb2, inference_pb2, regression_pb2
+
+    return [
+        _handlers("tensorflow.serving.PredictionService", PredictionService(state), {
+            "Predict": (predict_pb2.PredictRequest, predict_pb2.PredictResponse),
+            "GetModelMetadata": (get_model_metadata_pb2.GetModelMetadataRequest,
+                                 get_model_metadata_pb2.GetModelMetadataResponse),
+            "Classify": (classification_pb2.ClassificationRequest, classification_pb2.ClassificationResponse),
+            "Regress": (regression_pb2.RegressionRequest, regression_pb2.RegressionResponse),
+            "MultiInference": (inference_pb2.MultiInferenceRequest, inference_pb2.MultiInferenceResponse)}),
+        _handlers("tensorflow.serving.ModelService", ModelService(state), {
+            "GetModelStatus": (get_model_status_pb2.GetModelStatusRequest, get_model_status_pb2.GetModelStatusResponse),
+            "HandleReloadConfigRequest": (model_management_pb2.ReloadConfigRequest,
+                                          model_management_pb2.ReloadConfigResponse)}),
+    ]
+
+
 async def start(state: ServerState, host: str, port: int) -> grpc.aio.Server:
     """The gRPC server on ``host:port``, in the running event loop, beside the REST one."""
     limit = state.config.max_body_bytes
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", limit),
                                       ("grpc.max_send_message_length", max(limit, 64 * 2**20)),
                                       ("grpc.so_reuseport", 0)])
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(state), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(state), server)
+    server.add_generic_rpc_handlers(_services(state))
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
     except RuntimeError:
