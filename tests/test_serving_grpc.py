@@ -2,6 +2,7 @@
 config file changed while serving, warmup, CORS and deadlines. Real sockets, a real exported model."""
 
 import json
+import logging
 import re
 import shutil
 import time
@@ -242,7 +243,7 @@ def _wait_for(condition, seconds=30):
 
 
 def test_a_config_file_edited_while_serving_adds_removes_and_relabels(cnn_saved_models, tmp_path, serve_in_thread,
-                                                                      capsys):
+                                                                      caplog):
     base = tmp_path / "cnn"
     shutil.copytree(cnn_saved_models / "cifar10_cnn", base)
     shutil.copytree(base / "1", base / "2")
@@ -271,17 +272,32 @@ def test_a_config_file_edited_while_serving_adds_removes_and_relabels(cnn_saved_
     _write_config(config_file, [("beta", base, "specific { versions: 1 versions: 2 }", {"stable": 1})])
     _wait_for(lambda: app.state.repository.models() == {"beta": [1, 2]})
     assert stub.Predict(_request(_images(1), name="beta", label="stable"), timeout=30).model_spec.version.value == 1
-    capsys.readouterr()
-    config_file.write_text("model_config_list { config { name: ")
-    time.sleep(1.0)
-    said = [line for line in capsys.readouterr().out.splitlines() if "models.config" in line]
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="keraszoo.serve"):
+        config_file.write_text("model_config_list { config { name: ")
+        time.sleep(1.0)
+    said = [r.getMessage() for r in caplog.records if "models.config" in r.getMessage()]
     assert len(said) == 1 and "still serving the previous configuration" in said[0]
     assert app.state.repository.models() == {"beta": [1, 2]}
     assert _rest(url, "/v1/models/beta:predict", {"instances": _images(1).tolist()})[0] == 200
+
+    # ModelService.HandleReloadConfigRequest: a new configuration over gRPC, applied before it answers.
+    from google.protobuf import text_format
+    from tensorflow_serving.apis import model_management_pb2
+    from tensorflow_serving.config import model_server_config_pb2
+
+    reload = model_management_pb2.ReloadConfigRequest()
+    text_format.Parse(f'model_config_list {{ config {{ name: "gamma" base_path: "{base}" '
+                      "model_version_policy { specific { versions: 2 } } } }", reload.config)
+    model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(reload, timeout=60)
+    assert app.state.repository.models() == {"gamma": [2]}
+    bad = model_management_pb2.ReloadConfigRequest(config=model_server_config_pb2.ModelServerConfig())
+    code, details = _code(lambda: model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(bad))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "model_config_list" in details
     channel.close()
 
 
-def test_warmup_is_replayed_and_a_damaged_file_still_loads(cnn_saved_models, tmp_path, capsys):
+def test_warmup_is_replayed_and_a_damaged_file_still_loads(cnn_saved_models, tmp_path, caplog):
     from keraszoo.serving.repository import load_version
     from keraszoo.serving.warmup import WARMUP_FILE, replay_warmup
 
@@ -290,9 +306,9 @@ def test_warmup_is_replayed_and_a_damaged_file_still_loads(cnn_saved_models, tmp
     assert (version / WARMUP_FILE).is_file()  # every export writes one
     assert replay_warmup(load_version("cifar10_cnn", 1, version)) == 3  # batches of 1, 8 and 64
     (version / WARMUP_FILE).write_bytes((version / WARMUP_FILE).read_bytes()[:100])  # cut short
-    capsys.readouterr()
-    assert replay_warmup(load_version("cifar10_cnn", 1, version)) == 0
-    (line,) = capsys.readouterr().out.splitlines()
+    with caplog.at_level(logging.INFO, logger="keraszoo.serve"):
+        assert replay_warmup(load_version("cifar10_cnn", 1, version)) == 0
+    (line,) = [r.getMessage() for r in caplog.records]
     assert "warmup of cifar10_cnn version 1 stopped after 0 request(s)" in line and "serving the version unwarmed" in line
 
 

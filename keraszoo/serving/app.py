@@ -208,7 +208,7 @@ async def _watch(server: ServerState):
                 last_problem = None
             except ModelConfigError as error:
                 if str(error) != last_problem:  # said once, not at every poll
-                    print(f"keraszoo serve: {error}; still serving the previous configuration.", flush=True)
+                    log.warning(f"keraszoo serve: {error}; still serving the previous configuration.")
                 last_problem = str(error)
         await server.refresh()
 
@@ -219,13 +219,13 @@ async def _lifespan(app):
     config = server.config
     if not await server.refresh():
         where = config.model_config_file or Path(config.model_root).resolve()
-        print(f"keraszoo serve: no complete model version in {where} yet; watching for new ones.", flush=True)
+        log.info(f"keraszoo serve: no complete model version in {where} yet; watching for new ones.")
     grpc_server = None
     if config.grpc_port:
         from keraszoo.serving import grpc_service  # grpc loads only when it serves
 
         grpc_server = await grpc_service.start(server, config.host, config.grpc_port)
-        print(f"keraszoo serve: gRPC on {config.host}:{config.grpc_port}", flush=True)
+        log.info(f"keraszoo serve: gRPC on {config.host}:{config.grpc_port}")
     watcher = asyncio.get_running_loop().create_task(_watch(server))
     yield
     # uvicorn reaches this after the requests in flight have been answered (or shutdown_timeout_s).
@@ -236,7 +236,7 @@ async def _lifespan(app):
         batcher.close()
     server.executor.shutdown(wait=False)
     server.parser.shutdown(wait=False)
-    print("keraszoo serve: stopped", flush=True)
+    log.info("keraszoo serve: stopped")
 
 
 def create_app(config: ServingConfig = ServingConfig()) -> Starlette:

@@ -3,6 +3,7 @@ metrics, and the one way a model is run for a request."""
 
 from __future__ import annotations
 
+import logging
 import asyncio
 import contextlib
 import time
@@ -18,6 +19,8 @@ from keraszoo.serving.errors import DeadlineExceeded
 from keraszoo.serving.metrics import ServingMetrics
 from keraszoo.serving.repository import ModelRepository, ServedVersion, load_version, run_signature
 from keraszoo.serving.warmup import replay_warmup
+
+log = logging.getLogger("keraszoo.serve")  # keraszoo serve prints it on stdout
 
 
 class ByteBudget:
@@ -86,8 +89,7 @@ class ServerState:
         sets the metrics' states and stops an unloaded version's batchers."""
         changes = await asyncio.get_running_loop().run_in_executor(None, self.repository.refresh)
         for change, name, version in changes:
-            print(f"keraszoo serve: {'now serving' if change == 'loaded' else 'unloaded'} {name} version {version}",
-                  flush=True)
+            log.info(f"keraszoo serve: {'now serving' if change == 'loaded' else 'unloaded'} {name} version {version}")
             self.metrics.set_state(name, version, "AVAILABLE" if change == "loaded" else "END")
             if change == "unloaded":  # requests that hold the version have their answers or finish on it
                 for key in [k for k in self.batchers if k[:2] == (name, version)]:

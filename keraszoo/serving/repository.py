@@ -10,6 +10,7 @@ version that fails to load is retried when its files change.
 
 from __future__ import annotations
 
+import logging
 import json
 import threading
 import time
@@ -26,6 +27,8 @@ from keraszoo.export import RUN_RECORD_DIR, existing_versions
 from keraszoo.export import is_complete_version as is_complete
 from keraszoo.serving.errors import BadRequest, NotFound
 from keraszoo.serving.model_config import ModelSpec, specs_of_root
+
+log = logging.getLogger("keraszoo.serve")  # keraszoo serve prints it on stdout
 
 
 @dataclass
@@ -168,7 +171,7 @@ class ModelRepository:
             served = self._load(spec.name, version, path)
         except Exception as error:  # noqa: BLE001 - a broken version must not stop the server
             self._failed[(spec.name, version)] = _last_change(path)
-            print(f"keraszoo serve: cannot load {path}: {error}", flush=True)
+            log.warning(f"keraszoo serve: cannot load {path}: {error}")
             return False
         with self._lock:
             self._served.setdefault(spec.name, {})[version] = served

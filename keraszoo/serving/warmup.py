@@ -11,6 +11,8 @@ refuses the version); records other than predict logs are skipped with one line.
 
 from __future__ import annotations
 
+import logging
+
 import tensorflow as tf
 
 from keraszoo.export.loading import SIGNATURE_NAME
@@ -20,6 +22,7 @@ from keraszoo.serving.repository import ServedVersion, run_signature
 from keraszoo.serving.tensors import from_proto
 
 MAX_RECORDS = 1000
+logger = logging.getLogger("keraszoo.serve")  # keraszoo serve prints it on stdout
 
 
 def replay_warmup(served: ServedVersion, *, max_instances: int = 1024) -> int:
@@ -34,8 +37,8 @@ def replay_warmup(served: ServedVersion, *, max_instances: int = 1024) -> int:
         for index, record in enumerate(tf.data.TFRecordDataset(str(path)).take(MAX_RECORDS)):
             log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
             if log.WhichOneof("log_type") != "predict_log":
-                print(f"keraszoo serve: {path} record {index} is a {log.WhichOneof('log_type')}; only predict logs "
-                      "are replayed: skipped.", flush=True)
+                logger.warning(f"keraszoo serve: {path} record {index} is a {log.WhichOneof('log_type')}; only "
+                               "predict logs are replayed: skipped.")
                 continue
             request = log.predict_log.request
             signature = served.signatures.get(request.model_spec.signature_name or SIGNATURE_NAME)
@@ -49,7 +52,7 @@ def replay_warmup(served: ServedVersion, *, max_instances: int = 1024) -> int:
             replayed += 1
     except (tf.errors.OpError, ServingRequestError, ValueError) as error:  # DecodeError is a ValueError
         message = getattr(error, "message", None) or str(error)
-        print(f"keraszoo serve: warmup of {served.name} version {served.version} stopped after {replayed} "
-              f"request(s): {path} is damaged or does not fit the model ({message.splitlines()[0][:200]}); "
-              "serving the version unwarmed.", flush=True)
+        logger.warning(f"keraszoo serve: warmup of {served.name} version {served.version} stopped after "
+                       f"{replayed} request(s): {path} is damaged or does not fit the model "
+                       f"({message.splitlines()[0][:200]}); serving the version unwarmed.")
     return replayed
