@@ -88,9 +88,36 @@ def test_the_probe_exports_the_whole_model_answering_as_the_head_on_tokens(conve
     stored = sum(f.stat().st_size for f in (Path(metrics["saved_model"]) / "variables").iterdir())
     assert stored < 1.1 * 22_056_192 * 4 + 10 * 385 * 4 + 2**20, stored
     # A second run reads the cached tokens: same seed, same draw, same head.
-    monkeypatch.setattr(mnist_dinov2, "_compute_class_tokens", lambda *a: pytest.fail("recomputed the tokens"))
+    monkeypatch.setattr(mnist_dinov2, "_frozen_outputs", lambda *a: pytest.fail("recomputed the tokens"))
     again = mnist_dinov2.main(dataclasses.replace(config, export=False, output=str(tmp_path / "again")))
     assert again["test_accuracy"] == metrics["test_accuracy"]
+
+
+def test_tokens_mode_exports_the_whole_network_answering_as_the_tail_on_cached_tokens(converted, tmp_path, data_dir):
+    """--mode tokens: the last block, the final norm and the head train on cached tokens of the frozen blocks;
+    the SavedModel (uint8 digits in, every block inside) gives the logits the tail gives on the cached tokens."""
+    from keraszoo.export.quantize import load_registered
+    from keraszoo.recipes import mnist_dinov2
+
+    _, preset, _ = converted
+    config = _config(preset, tmp_path, data_dir, mode="tokens", finetune_blocks=1, cache_dtype="float32",
+                     train_size=64, batch_size=32, epochs=2, learning_rate=1e-4)
+    metrics = mnist_dinov2.main(config)
+    assert metrics["mode"] == "tokens" and metrics["finetune_blocks"] == 1 and metrics["test_accuracy"] > 0.2
+    tokens, labels = mnist_dinov2.block_tokens(config, "test[:100]")  # from the cache, checked
+    assert tokens.shape == (100, 1 + 4 * 4, 384) and tokens.dtype == np.float32
+    pair = mnist_dinov2.build_models(config)
+    pair.inference.set_weights(load_registered(Path(metrics["saved_model"])).get_weights())  # the tail shares them
+    from keraszoo.data import read_split
+
+    images, _ = next(iter(read_split("mnist", "test[:100]", data_dir=data_dir).batches(batch_size=100)))
+    served = load_serving_fn(metrics["saved_model"])(images=images)["logits"].numpy()
+    tail = pair.training(tokens, training=False).numpy()
+    # Both float32: the same sums in another order, ~1e-6 of the logits' scale; a block or norm left out
+    # or trained weights not exported would move them by their own size.
+    assert np.abs(served - tail).max() < 1e-3 * np.abs(served).max()
+    assert np.array_equal(served.argmax(1), tail.argmax(1))
+    assert abs(float(np.mean(tail.argmax(1) == labels)) - metrics["test_accuracy"]) < 1e-9
 
 
 def _command(preset, tmp_path, data_dir, output, mode, *extra):
@@ -121,15 +148,16 @@ def _killed_run_ends_like_an_uninterrupted_one(preset, tmp_path, data_dir, mode,
     assert metrics["mode"] == mode and metrics["train_examples"] == 64
 
 
-def test_both_modes_resume_exactly_after_a_sigkill(converted, tmp_path, data_dir):
+def test_every_mode_resumes_exactly_after_a_sigkill(converted, tmp_path, data_dir):
     """The transfer recipe on keraszoo's trainer: killed mid-epoch 2 (SIGKILL) and run again, each mode ends
     with the history and metrics of an uninterrupted run; --strategy is taken (mirrored: every local device).
-    The two modes run side by side: each mostly waits on one process at a time."""
+    The three modes run side by side: each mostly waits on one process at a time."""
     from concurrent.futures import ThreadPoolExecutor
 
     _, preset, _ = converted
-    scenarios = {"probe": ["--l2", "1e-3"], "finetune": ["--finetune-blocks", "1"]}
-    with ThreadPoolExecutor(2) as pool:
+    scenarios = {"probe": ["--l2", "1e-3"], "finetune": ["--finetune-blocks", "1"],
+                 "tokens": ["--finetune-blocks", "1"]}
+    with ThreadPoolExecutor(3) as pool:
         futures = []
         for mode, extra in scenarios.items():
             (tmp_path / mode).mkdir()

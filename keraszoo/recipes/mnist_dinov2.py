@@ -11,6 +11,13 @@ probe     the backbone frozen; its class tokens are computed once per split and 
           (L2 strength ``--l2``) trains on them. Which strength is best is a choice made on the
           validation split by ``keraszoo study mnist_dinov2_study``, the test split evaluated once.
 finetune  the last ``--finetune-blocks`` blocks and the head trained on images (slow on CPU).
+tokens    fine-tuning that fits a CPU: the frozen first 12 - k blocks' output tokens (k =
+          ``--finetune-blocks``) are computed once per split and cached (``--cache-dtype``, float16 by
+          default: 112 px, 65 tokens x 384 = 50 KB an image, 3.2 GiB for train + validation + test; 224
+          px, 257 tokens: 12.6 GiB), keyed by the weights, the image size, k and the split, and
+          checksummed (``keraszoo.data.array_cache``: a stale or damaged cache is recomputed, said in
+          one line); the last k blocks, the final LayerNorm and the head train on them. No augmentation
+          reaches cached tokens. The export is the whole network, uint8 digits in.
 
 Both modes train on keraszoo's trainer, as every recipe: validation after every epoch, the test split
 once at the end, resume after a kill (same command), --strategy, --mixed-precision, the run record,
@@ -22,6 +29,7 @@ the same examples); a probe's training set smaller than MIN_STEPS batches is rep
 examples:
   keraszoo train mnist_dinov2 --train-size 1000                     # probe at 112 px on 1,000 labels
   keraszoo train mnist_dinov2 --mode finetune --finetune-blocks 2 --epochs 3 --train-size 1000
+  keraszoo train mnist_dinov2 --mode tokens --finetune-blocks 2 --epochs 5 --learning-rate 1e-4
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from keraszoo.config import TrainConfig, option
 NAME = "mnist_dinov2"
 MIN_STEPS = 20  # training steps per probe epoch, however small the training set
 TOKEN_SIZE = 384  # ViT-S's hidden size: a class token's length
+BLOCKS, PATCH = 12, 14  # ViT-S/14
 
 
 @dataclass(frozen=True)
@@ -55,13 +64,16 @@ class DinoTransferConfig(TrainConfig):
     }
     preset: str = option("~/.cache/keraszoo/presets/dinov2_small",
                          "converted weights (keraszoo pretrained prepare dinov2_small)")
-    mode: Literal["probe", "finetune"] = option("probe", "linear probe on frozen features, or fine-tuning")
+    mode: Literal["probe", "finetune", "tokens"] = option(
+        "probe", "linear probe on frozen class tokens; fine-tuning on images; or fine-tuning the last blocks on "
+        "the cached tokens of the frozen ones")
     image_size: int = option(112, "pixels the digits are resized to (a multiple of 14)")
     train_size: int | None = option(None, "training examples drawn from --train-split (default: all)")
     l2: float = option(1e-4, "L2 strength on the head's kernel (probe); keraszoo study mnist_dinov2_study chooses it "
                        "on the validation split")
     finetune_blocks: int = option(2, "last backbone blocks trained (finetune; 12: all)")
-    features_cache: str = option("~/.cache/keraszoo/features", "where frozen class tokens are cached (probe)")
+    features_cache: str = option("~/.cache/keraszoo/features", "where frozen outputs are cached (probe, tokens)")
+    cache_dtype: Literal["float16", "float32"] = option("float16", "dtype of the cached block tokens (tokens)")
 
     def __post_init__(self):
         super().__post_init__()
@@ -124,20 +136,52 @@ def class_tokens(config: DinoTransferConfig, split: str):
 
     preset = Path(config.preset).expanduser()
     cache = Path(config.features_cache).expanduser()
-    safe_split = split.replace("[", "_").replace("]", "").replace(":", "-")
-    path = cache / f"dinov2_small-{_preset_id(preset)}-{config.image_size}px-{safe_split}.npz"
+    path = cache / f"dinov2_small-{_preset_id(preset)}-{config.image_size}px-{_safe(split)}.npz"
     if path.is_file():
         with np.load(path) as stored:
             return stored["tokens"], stored["labels"]
-    tokens, labels = _compute_class_tokens(config, preset, split)
+    backbone = _frozen_backbone(preset, config.image_size)
+    tokens, labels = _frozen_outputs(config, split, lambda x: backbone({"images": x}, training=False)[:, 0],
+                                     "class tokens")
     cache.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial.npz")
-    np.savez(partial, tokens=tokens, labels=labels)
+    np.savez(partial, tokens=tokens.astype("float32"), labels=labels)
     partial.replace(path)  # a killed run leaves no half-written cache
-    return tokens, labels
+    return tokens.astype("float32"), labels
 
 
-def _compute_class_tokens(config: DinoTransferConfig, preset: Path, split: str):
+def block_tokens(config: DinoTransferConfig, split: str):
+    """(tokens (N, 1 + patches, 384) of --cache-dtype after the frozen blocks, labels int32 (N,)) of a split."""
+    from keraszoo.data.array_cache import cached_arrays
+
+    preset = Path(config.preset).expanduser()
+    frozen = BLOCKS - config.finetune_blocks
+    key = {"weights": _preset_id(preset), "image_size": config.image_size, "frozen_blocks": frozen,
+           "dtype": config.cache_dtype, "dataset": "mnist", "split": split}
+    stem = f"dinov2_small-{key['weights']}-{config.image_size}px-blocks{frozen}-{config.cache_dtype}-{_safe(split)}"
+
+    def compute():
+        backbone = _frozen_backbone(preset, config.image_size)
+
+        def outputs_of(x):
+            x = backbone.embeddings(x, training=False)
+            for block in backbone.encoder.layers[:frozen]:
+                x = block(x, training=False)
+            return x
+
+        tokens, labels = _frozen_outputs(config, split, outputs_of, f"tokens after block {frozen}")
+        return {"tokens": tokens.astype(config.cache_dtype), "labels": labels}
+
+    arrays = cached_arrays(config.features_cache, stem, key, compute)
+    return arrays["tokens"], arrays["labels"]
+
+
+def _safe(split: str) -> str:
+    return split.replace("[", "_").replace("]", "").replace(":", "-")
+
+
+def _frozen_outputs(config: DinoTransferConfig, split: str, outputs_of, what: str):
+    """``outputs_of(preprocessed images)`` over a split, batch by batch with a progress bar; and its labels."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -145,22 +189,17 @@ def _compute_class_tokens(config: DinoTransferConfig, preset: Path, split: str):
     from keraszoo.data import read_split
 
     data = read_split("mnist", split, data_dir=config.data_dir)
-    backbone = _frozen_backbone(preset, config.image_size)
     preprocessing = build_preprocessing(config.image_size)
-
-    @tf.function
-    def tokens_of(images):
-        return backbone({"images": preprocessing(images)}, training=False)[:, 0]
-
-    print(f"class tokens of mnist {split} ({data.num_examples:,} images, {config.image_size} px), cached for "
-          "later runs:", flush=True)
+    compiled = tf.function(lambda images: outputs_of(preprocessing(images)))
+    print(f"{what} of mnist {split} ({data.num_examples:,} images, {config.image_size} px), cached for later "
+          "runs:", flush=True)
     progress, parts, labels, start = keras.utils.Progbar(data.num_examples), [], [], time.perf_counter()
     for images, batch_labels in data.batches(batch_size=128):
-        parts.append(tokens_of(images).numpy())
+        parts.append(compiled(images).numpy())
         labels.append(batch_labels.numpy())
         progress.add(len(batch_labels))
     print(f"{data.num_examples / (time.perf_counter() - start):.1f} images/s", flush=True)
-    return np.concatenate(parts).astype("float32"), np.concatenate(labels).astype("int32")
+    return np.concatenate(parts), np.concatenate(labels).astype("int32")
 
 
 def _draw(count: int, total: int, seed: int):
@@ -179,20 +218,24 @@ def _head(l2: float, seed: int):
 
 
 def _probe_data(config: DinoTransferConfig):
-    """The three splits as cached class tokens (``ArraySplit``s of (N, 384) float32), the training one drawn."""
+    """The three splits as cached class tokens (``ArraySplit``s of (N, 384) float32), or (tokens mode) the
+    frozen blocks' cached tokens; the training one drawn."""
     import numpy as np
 
     from keraszoo.data.arrays import ArraySplit
 
-    pool, pool_labels = class_tokens(config, config.train_split)
+    cached = class_tokens if config.mode == "probe" else block_tokens
+    pool, pool_labels = cached(config, config.train_split)
     chosen = _draw(config.train_size or len(pool_labels), len(pool_labels), config.seed)
     # A small training set is repeated so that an epoch still makes MIN_STEPS steps: 100 examples would
     # otherwise get one step per epoch.
     repeats = max(1, -(-MIN_STEPS * min(config.batch_size, len(chosen)) // len(chosen)))
-    train = ArraySplit(np.tile(pool[chosen], (repeats, 1)), np.tile(pool_labels[chosen], repeats),
+    drawn = pool[chosen]
+    train = ArraySplit(np.tile(drawn, (repeats,) + (1,) * (drawn.ndim - 1)), np.tile(pool_labels[chosen], repeats),
                        f"{config.train_split} ({len(chosen)} drawn, seed {config.seed}, x{repeats})")
-    validation = ArraySplit(*class_tokens(config, config.validation_split), config.validation_split)
-    test = ArraySplit(*class_tokens(config, config.test_split), config.test_split)
+    del pool
+    validation = ArraySplit(*cached(config, config.validation_split), config.validation_split)
+    test = ArraySplit(*cached(config, config.test_split), config.test_split)
     return train, validation, test, chosen
 
 
@@ -234,7 +277,16 @@ def build_models(config: DinoTransferConfig):
     for layer in (backbone.embeddings, *blocks[: len(blocks) - config.finetune_blocks]):
         layer.trainable = False
     whole = build_transfer_model(backbone, head, config.image_size)
-    return ModelPair(whole, whole)
+    if config.mode == "finetune":
+        return ModelPair(whole, whole)
+    # tokens: the same layers from the cached tokens on; what trains here is what the whole model exports.
+    tokens = keras.Input((1 + (config.image_size // PATCH) ** 2, TOKEN_SIZE), dtype=config.cache_dtype,
+                         name="block_tokens")
+    x = keras.ops.cast(tokens, "float32")
+    for block in blocks[len(blocks) - config.finetune_blocks:]:
+        x = block(x)
+    tail = keras.Model(tokens, head(backbone.layernorm(x)[:, 0]), name=f"{NAME}_tail")
+    return ModelPair(tail, whole)
 
 
 def main(config: DinoTransferConfig) -> dict:
@@ -245,14 +297,16 @@ def main(config: DinoTransferConfig) -> dict:
     metadata = dataset_metadata("mnist", data_dir=config.data_dir)  # also: the data folder is there
     print(f"data: mnist {metadata.version} from {metadata.data_dir}", flush=True)
     start = time.perf_counter()
-    train, validation, test, chosen = (_probe_data if config.mode == "probe" else _image_data)(config)
-    if config.mode == "probe":
-        print(f"class tokens ready ({time.perf_counter() - start:.0f} s): training the head", flush=True)
+    train, validation, test, chosen = (_image_data if config.mode == "finetune" else _probe_data)(config)
+    if config.mode != "finetune":
+        print(f"cached {'class' if config.mode == 'probe' else 'block'} tokens ready ({time.perf_counter() - start:.0f}"
+              " s): training", flush=True)
     return run_classification(
         config, name=config.run_name, data=ClassificationData(metadata, train, validation, test),
         build_model=lambda config, metadata: build_models(config),
         extra_metrics={"mode": config.mode, "image_size": config.image_size, "l2": config.l2,
-                       "finetune_blocks": config.finetune_blocks if config.mode == "finetune" else None,
+                       "finetune_blocks": config.finetune_blocks if config.mode != "probe" else None,
+                       "cache_dtype": config.cache_dtype if config.mode == "tokens" else None,
                        "train_examples": int(len(chosen)),
                        "weights": {"package": PACKAGE, "onnx_sha256": ONNX_SHA256, "preset": config.preset,
                                    "pretraining": "DINOv2 (self-supervised, LVD-142M), possibly trained further "

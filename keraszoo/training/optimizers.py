@@ -20,14 +20,14 @@ def make_optimizer(config: TrainConfig, learning_rate=None) -> keras.optimizers.
     raise ValueError(f"optimizer={config.optimizer!r}: expected 'sgd', 'adam' or 'adamw'.")
 
 
-def compile_for_classification(model: keras.Model, config: TrainConfig, learning_rate=None,
-                               **compile_options) -> None:
+def compile_for_classification(model: keras.Model, config: TrainConfig, learning_rate=None, *, optimizer=None,
+                               loss=None, **compile_options) -> None:
     """Sparse cross-entropy on logits and accuracy, with ``config``'s optimizer (at ``learning_rate``,
-    see ``make_optimizer``): what every keraszoo classifier trains with. ``compile_options`` go to
-    ``model.compile`` (jit_compile, ...)."""
+    see ``make_optimizer``): what every keraszoo classifier trains with, unless a recipe gives its own
+    ``optimizer`` or ``loss`` (airbench's). ``compile_options`` go to ``model.compile`` (jit_compile, ...)."""
     model.compile(
-        optimizer=make_optimizer(config, learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        optimizer=optimizer or make_optimizer(config, learning_rate),
+        loss=loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         **compile_options,
     )

@@ -88,7 +88,9 @@ def run_classification(
     resolved: dict | None = None,
     default_output: str | os.PathLike | None = None,
     extra_metrics: dict | None = None,
-    after_training: Callable[[keras.Model, ClassificationData, Path], None] | None = None,
+    after_training: Callable[[keras.Model, ClassificationData, Path], dict | None] | None = None,
+    callbacks: Callable[[keras.Model, TrainConfig], list] | None = None,
+    compile_with: Callable[[TrainConfig], dict] | None = None,
 ) -> dict:
     """One run, in this order: resolve the config, claim the run folder, build the models, train (from the
     folder's checkpoint if any), evaluate the test split once, save and export; returns the metrics.
@@ -99,8 +101,9 @@ def run_classification(
     placement and the precision policy, and returns one model or a ``ModelPair`` (the inference one, without
     augmentation, is saved and exported). ``schedule``, the learning rate's one channel: a per-step
     ``LearningRateSchedule``, a per-epoch callback (``ExponentialDecay``, ``TimeBudget``) or None.
-    ``after_training(model, data, output_dir)`` may add files to the record. Multi-worker: only the chief
-    writes ``output`` and exports; worker i keeps its record in ``output/worker<i>``."""
+    ``after_training(model, data, output_dir)`` may add files to the record and returns metrics to add (or
+    None); ``callbacks(model, config)``, the recipe's callbacks; ``compile_with(config)``, its optimizer and
+    loss (airbench's). Multi-worker: only the chief writes ``output`` and exports (worker i: ``output/worker<i>``)."""
     where = placement(config.strategy)
     config = resolve_config(config, name, resolved=resolved, default_output=default_output)
     output_dir = Path(config.output) if where.is_chief else Path(config.output) / f"worker{where.task_index}"
@@ -113,31 +116,36 @@ def run_classification(
     if marker.get("finished") and not config.restart:
         return _finished_run(config, output_dir, marker)
 
-    pair, policy = _build(config, data.metadata, build_model, where, schedule)
+    pair, policy = _build(config, data.metadata, build_model, where, schedule, compile_with)
     metadata = data.metadata
     result = train(
         pair.training, train_data=data.train, validation_data=data.validation, test_data=data.test, config=config,
         output_dir=output_dir, marker=marker, schedule=schedule,
         title=f"{name} - {metadata.name} {data.train.split}, seed {config.seed} ({keras.backend.backend()})",
         num_classes=metadata.num_classes, run_name=name,
+        callbacks=callbacks(pair.training, config) if callbacks else None,
         extra_metrics={"recipe": name, "dataset": f"{metadata.name}:{metadata.version}",
-                       "class_names": list(metadata.class_names), "num_params": pair.training.count_params(),
-                       "distribution": where.describe(), "dtype_policy": policy,
-                       "jit_compile": resolve_jit_compile(config.jit_compile), "export_name": export_name,
-                       **(extra_metrics or {})},
-    )
+                       "class_names": list(metadata.class_names), "num_params": pair.inference.count_params(),
+                       "distribution": where.describe(), "dtype_policy": policy, "export_name": export_name,
+                       "jit_compile": resolve_jit_compile(config.jit_compile), **(extra_metrics or {})})
     metrics = result.metrics
-    if after_training is not None:
-        after_training(pair.training, data, output_dir)
+    added = after_training(pair.training, data, output_dir) if after_training else None
+    if added:  # into the record too
+        metrics.update(added)
+        run_record.write_json(output_dir / run_record.METRICS_FILE, metrics)
     version_dir = _save_and_export(pair.inference, config, output_dir, export_name, result.run_marker, where, exports)
     if version_dir is not None:
         metrics["saved_model"] = str(version_dir)
+    _say_result(metrics, output_dir)
+    return {**metrics, "output_dir": str(output_dir)}
+
+
+def _say_result(metrics: dict, output_dir: Path) -> None:
     print(
         f"Validation accuracy {metrics['val_accuracy']:.4f} (best {metrics['best_val_accuracy']:.4f} at epoch "
         f"{metrics['best_epoch']}); test accuracy {metrics['test_accuracy']:.4f}, test loss {metrics['test_loss']:.4f} "
         f"(evaluated once) after {metrics['epochs']} epochs ({metrics['wall_time_s']:.0f} s). Run record: {output_dir}"
     )
-    return {**metrics, "output_dir": str(output_dir)}
 
 
 def _save_and_export(model, config: TrainConfig, output_dir: Path, export_name: str, marker: dict, where,
@@ -169,7 +177,7 @@ def resolve_config(config: TrainConfig, name: str, *, resolved: dict | None = No
     return dataclasses.replace(config, output=output, mixed_precision=precision_of, **(resolved or {}))
 
 
-def _build(config: TrainConfig, metadata, build_model: ModelFactory, where, schedule):
+def _build(config: TrainConfig, metadata, build_model: ModelFactory, where, schedule, compile_with=None):
     """The seeded ``ModelPair``, compiled with its optimizer's variables made, inside the placement and the
     precision policy; and that policy's name."""
     seed_everything(config.seed, deterministic=config.deterministic)
@@ -181,7 +189,7 @@ def _build(config: TrainConfig, metadata, build_model: ModelFactory, where, sche
         if pair.training.compiled:
             raise ValueError(f"{pair.training.name}: build_model must return an uncompiled model: the run compiles "
                              "it with the config's optimizer and its schedule.")
-        compile_classifier(pair.training, config, per_step)
+        compile_classifier(pair.training, config, per_step, **(compile_with(config) if compile_with else {}))
         # The optimizer's variables are made here, inside the placement's scope, before a resume loads into
         # them: tf.distribute refuses variables made outside it (a mirrored run could not resume).
         pair.training.optimizer.build(pair.training.trainable_variables)

@@ -55,13 +55,14 @@ def seed_everything(seed: int, *, deterministic: bool = True) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def compile_classifier(model: keras.Model, config: TrainConfig, learning_rate=None) -> None:
+def compile_classifier(model: keras.Model, config: TrainConfig, learning_rate=None, **recipe_own) -> None:
     """``compile_for_classification`` with the recipes' execution options; ``learning_rate``: a
-    per-step schedule (default: ``config.learning_rate``)."""
+    per-step schedule (default: ``config.learning_rate``); ``recipe_own``: a recipe's optimizer or loss."""
     compile_for_classification(
         model,
         config,
         learning_rate,
+        **recipe_own,
         # Keras's "auto" turns XLA on; it made the course's CNN ~2x slower on our CPUs.
         jit_compile=resolve_jit_compile(config.jit_compile),
         # Several steps per tf.function call: the per-call cost (~2 ms here) dominates small models.
@@ -165,6 +166,7 @@ def train(
     num_classes: int | None = None,
     run_name: str | None = None,
     marker: dict | None = None,
+    callbacks: list | None = None,
 ) -> TrainResult:
     """Trains ``model`` (compiling it if needed), evaluating ``validation_data`` after every epoch
     and ``test_data`` once, when training ends (course Q.1: the test split never chooses anything).
@@ -181,6 +183,7 @@ def train(
     (the optimizer's: compile the model with it) or a per-epoch callback; it also decides whether
     --epochs may change on resume. ``marker``: the run folder's, from ``run_folder.claim`` (the runner
     claims it); without it the folder is claimed here: a folder holding files of somebody else's is refused.
+    ``callbacks``: a recipe's own (airbench's lookahead), run before the epoch is recorded and checkpointed.
     """
     output_dir = Path(output_dir)
     title = title or model.name
@@ -200,7 +203,7 @@ def train(
         state["initial"] = _evaluate_at_init(model, validation_batches, num_classes)
     if state["epoch"] < config.epochs:
         _fit(model, train_data, validation_batches, config, state,
-             callbacks=[*per_epoch, *_guards(config, output_dir),
+             callbacks=[*per_epoch, *(callbacks or []), *_guards(config, output_dir),
                         _EpochRecorder(state, checkpoint, output_dir, title)])
     history = state["history"][: config.epochs]
     test = _test_once(model, test_data, config)
