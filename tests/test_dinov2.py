@@ -117,7 +117,7 @@ def test_tokens_mode_exports_the_whole_network_answering_as_the_tail_on_cached_t
     # or trained weights not exported would move them by their own size.
     assert np.abs(served - tail).max() < 1e-3 * np.abs(served).max()
     assert np.array_equal(served.argmax(1), tail.argmax(1))
-    assert abs(float(np.mean(tail.argmax(1) == labels)) - metrics["test_accuracy"]) < 1e-9
+    assert abs(float(np.mean(tail.argmax(1) == labels)) - metrics["test_accuracy"]) < 1e-6  # (a float32 metric)
 
 
 def _command(preset, tmp_path, data_dir, output, mode, *extra):
@@ -148,16 +148,23 @@ def _killed_run_ends_like_an_uninterrupted_one(preset, tmp_path, data_dir, mode,
     assert metrics["mode"] == mode and metrics["train_examples"] == 64
 
 
-def test_every_mode_resumes_exactly_after_a_sigkill(converted, tmp_path, data_dir):
+SCENARIOS = {"probe": ["--l2", "1e-3"], "tokens": ["--finetune-blocks", "1"], "finetune": ["--finetune-blocks", "1"]}
+
+
+@pytest.mark.parametrize("modes", [
+    ("probe", "tokens"),
+    # On images through the backbone: ~2 minutes more, opt-in with -m slow (the suite stays under 10 min).
+    pytest.param(("finetune",), marks=pytest.mark.slow),
+])
+def test_every_mode_resumes_exactly_after_a_sigkill(modes, converted, tmp_path, data_dir):
     """The transfer recipe on keraszoo's trainer: killed mid-epoch 2 (SIGKILL) and run again, each mode ends
     with the history and metrics of an uninterrupted run; --strategy is taken (mirrored: every local device).
-    The three modes run side by side: each mostly waits on one process at a time."""
+    The modes run side by side: each mostly waits on one process at a time."""
     from concurrent.futures import ThreadPoolExecutor
 
     _, preset, _ = converted
-    scenarios = {"probe": ["--l2", "1e-3"], "finetune": ["--finetune-blocks", "1"],
-                 "tokens": ["--finetune-blocks", "1"]}
-    with ThreadPoolExecutor(3) as pool:
+    scenarios = {mode: SCENARIOS[mode] for mode in modes}
+    with ThreadPoolExecutor(len(scenarios)) as pool:
         futures = []
         for mode, extra in scenarios.items():
             (tmp_path / mode).mkdir()

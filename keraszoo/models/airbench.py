@@ -85,6 +85,10 @@ def patches_of(images: np.ndarray, size: int = 2) -> np.ndarray:
     return windows.transpose(0, 1, 2, 4, 5, 3).reshape(-1, size, size, c)
 
 
+def _TanhGelu(_, name):  # noqa: N802 - stands where keras.layers.Activation does
+    return keras.layers.Lambda(lambda x: keras.activations.gelu(x, approximate=True), name=name)
+
+
 def _conv(filters: int, name: str, seed):
     return keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=DiracInit(seed),
                                name=name)
@@ -98,16 +102,18 @@ def _batch_norm(momentum: float, name: str):
 
 def build_airbench94(*, widths=(64, 256, 256), batchnorm_momentum: float = 0.6, scaling_factor: float = 1 / 9,
                      num_classes: int = 10, image_shape=(32, 32, 3), whiten_kernel: np.ndarray | None = None,
-                     seed: int | None = None, name: str = "airbench94") -> keras.Model:
+                     seed: int | None = None, activation: str = "gelu", name: str = "airbench94") -> keras.Model:
     """airbench94 from raw uint8 images to logits. ``whiten_kernel`` (see ``whitening_kernel``) sets the frozen
-    whitening convolution; without it the layer starts random (a model to load weights into)."""
+    whitening convolution; without it the layer starts random (a model to load weights into).
+    ``activation``: the original's exact GELU; "gelu_tanh" or "relu" only to measure what GELU costs."""
+    act = keras.layers.Activation if activation != "gelu_tanh" else _TanhGelu
     images = keras.Input(image_shape, dtype="uint8", name="images")
     x = keras.ops.cast(images, "float32") / 255.0
     x = keras.layers.Normalization(mean=CIFAR_MEAN, variance=[s * s for s in CIFAR_STD], name="normalize")(x)
     whiten_width = 2 * image_shape[-1] * 2 * 2
     whiten = keras.layers.Conv2D(whiten_width, 2, padding="valid", use_bias=True, name="whiten",
                                  kernel_initializer=keras.initializers.RandomUniform(-0.5, 0.5, seed=seed))
-    x = keras.layers.Activation("gelu", name="whiten_gelu")(whiten(x))
+    x = act(activation, name="whiten_gelu")(whiten(x))
     whiten.kernel.trainable = False  # the kernel is data, not learned; its bias learns (3 epochs)
     if whiten_kernel is not None:
         whiten.kernel.assign(whiten_kernel)
@@ -116,11 +122,11 @@ def build_airbench94(*, widths=(64, 256, 256), batchnorm_momentum: float = 0.6, 
         x = keras.layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
         for layer in _batch_norm(batchnorm_momentum, f"block{block}_norm1"):
             x = layer(x)
-        x = keras.layers.Activation("gelu", name=f"block{block}_gelu1")(x)
+        x = act(activation, name=f"block{block}_gelu1")(x)
         x = _conv(width, f"block{block}_conv2", seed)(x)
         for layer in _batch_norm(batchnorm_momentum, f"block{block}_norm2"):
             x = layer(x)
-        x = keras.layers.Activation("gelu", name=f"block{block}_gelu2")(x)
+        x = act(activation, name=f"block{block}_gelu2")(x)
     x = keras.layers.MaxPooling2D(3, name="pool")(x)  # 4x4 -> 1x1 from the top-left 3x3 window
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(num_classes, use_bias=False, name="head",
