@@ -111,6 +111,8 @@ ZOO = [
      "docs/cifar10_sweeps.md"),
     ("cifar10_speedrun", 2, "a batch-norm GELU net on a 600 s budget", "cifar10_speedrun_600s_avx512bf16",
      "docs/performance.md"),
+    ("cifar10_airbench", 2, "airbench94 in Keras: whitening, lookahead, alternating flip, 6-view TTA", None,
+     "docs/airbench.md"),
     ("mnist_vit", 3, "a ViT from scratch (patch 7, hidden 64, 6 blocks)", "mnist_vit_default", "docs/vit_mnist.md"),
     ("mnist_vit_sweep", 3, "embedding, patch, depth at 15 epochs (here: patch 14)", "mnist_vit_long/h64-p14-l6",
      "docs/vit_mnist.md"),
