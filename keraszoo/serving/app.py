@@ -77,7 +77,7 @@ async def dispatch(request: Request):
         log.exception("internal error on %s %s", request.method, request.url.path)
         response = _error(500, f"internal server error: {type(error).__name__}: {error}")
     if target is not None:
-        server.metrics.observe(model=target.name, version=target.version, api=target.kind, entrypoint="REST",
+        server.metrics.observe(model=target.name, version=target.version, api=API_NAMES[target.kind], entrypoint="REST",
                                status=HTTP_CODES.get(response.status_code, str(response.status_code)),
                                seconds=time.perf_counter() - start)
     return response
@@ -137,6 +137,7 @@ async def predict(request: Request, server: ServerState, target: Target):
 
 
 ENDPOINTS = {"status": status, "metadata": metadata, "predict": predict}
+API_NAMES = {"predict": "predict", "status": "GetModelStatus", "metadata": "GetModelMetadata"}  # gRPC's names
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]  # the rest: "Malformed request"
 
 
