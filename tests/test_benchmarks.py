@@ -223,3 +223,24 @@ def test_processes_pool_their_repetitions(monkeypatch):
     assert result["tf_threads"] == {"intra_op": 0, "inter_op": 0}
     with pytest.raises(SystemExit):
         bench.parse_args(["--processes", "0"])
+
+
+def test_the_airbench_step_and_vit_memory_benchmarks_run_and_write_their_records(tmp_path):
+    """The two benchmarks #38 and #36 are measured with, at the smallest sizes: each writes its record."""
+    import json
+    import subprocess
+
+    out = tmp_path / "airbench.json"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "airbench_step.py"), "--variants", "fp32:relu",
+                           "--batch-size", "8", "--steps", "1", "--warmup", "1", "--rounds", "1", "--output", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["variant"] == "fp32:relu" and row["median"] > 0
+    out = tmp_path / "vit.json"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vit_tokens.py"), "--memory", "--patch-sizes", "14",
+                           "--steps", "1", "--repeats", "1", "--batch-size", "8", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["tokens"] == 5 and row["step_peak_mib"] >= 0 and row["resident_mib"] > 100
