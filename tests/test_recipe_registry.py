@@ -59,6 +59,14 @@ def test_a_recipes_options_after_its_name_are_its_own(capsys):
     assert exit_info.value.code == 0 and "--patch-size" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("name", sorted(n for n, r in RECIPES.items() if r.kind == "train"))
+def test_every_training_recipe_explains_its_options(name, capsys):
+    """--help of each training recipe (argparse formats every help string: a stray '%' would be a traceback)."""
+    with pytest.raises(SystemExit) as exit_info:
+        keraszoo(["train", name, "--help"])
+    assert exit_info.value.code == 0 and f"usage: keraszoo train {name}" in capsys.readouterr().out
+
+
 def _epochs(run_dir: Path) -> list[dict]:
     with open(run_dir / "history.csv") as f:  # the timings differ from run to run; what was computed may not
         return [{k: v for k, v in row.items() if not k.endswith("time_s")} for row in csv.DictReader(f)]

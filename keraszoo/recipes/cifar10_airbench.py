@@ -40,7 +40,7 @@ class AirbenchConfig(TrainConfig):
     """airbench94: CIFAR-10's fastest known recipe to 94 %, ported to Keras."""
 
     DEFAULTS = {
-        "epochs": option(10, "epochs (the original runs 9.9: its 10th is cut at 90 %; here it is whole)"),
+        "epochs": option(10, "epochs (the original runs 9.9, its 10th cut short; here every epoch is whole)"),
         "batch_size": 1024,
         "optimizer": "sgd",
         "learning_rate": option(11.5, "learning rate per 1,024 examples, decoupled from momentum (airbench's)"),
