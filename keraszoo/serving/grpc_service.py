@@ -99,7 +99,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         if unknown:
             raise BadRequest(f"output tensor alias not found in signature: {sorted(unknown)} (outputs: "
                              f"{sorted(signature.outputs)}).")
-        inputs = {key: from_proto(request.inputs[key], info, key, max_instances=state.config.max_instances)
+        inputs = {key: from_proto(request.inputs[key], info, key, max_instances=state.config.max_instances,
+                                  max_bytes=4 * state.config.max_body_bytes)
                   for key, info in signature.inputs.items()}
         if len({len(a) for a in inputs.values()}) != 1:
             raise BadRequest("every input needs the same number of examples.")

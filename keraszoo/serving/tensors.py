@@ -29,7 +29,7 @@ def dtype_name(enum: int) -> str:
         return f"dtype {enum}"
 
 
-def from_proto(proto, info: TensorInfo, key: str, *, max_instances: int) -> np.ndarray:
+def from_proto(proto, info: TensorInfo, key: str, *, max_instances: int, max_bytes: int = 64 * 2**20) -> np.ndarray:
     """``proto`` as an array for input ``key``, or BadRequest / TooManyExamples saying what is wrong."""
     if proto.dtype != info.dtype.as_datatype_enum:
         raise BadRequest(f"input {key!r}: expects {dtype_name(info.dtype.as_datatype_enum)}, got "
@@ -46,9 +46,10 @@ def from_proto(proto, info: TensorInfo, key: str, *, max_instances: int) -> np.n
     if dims[0] == 0:
         raise BadRequest(f"input {key!r} holds no example.")
     count = math.prod(dims)
-    if count > max_instances * 4096 * 4096 * 4:  # inputs of unknown sizes: bounded all the same
-        raise TooManyExamples(f"input {key!r}: {count:,} values in one request is past the server's limits.")
     itemsize = np.dtype(info.dtype.as_numpy_dtype).itemsize
+    if count * itemsize > max_bytes:  # dimensions the signature leaves open, or one value broadcast: bounded too
+        raise TooManyExamples(f"input {key!r}: shape {tuple(dims)} is {count * itemsize:,} bytes, past the limit of "
+                              f"{max_bytes:,}.")
     if proto.tensor_content:
         if len(proto.tensor_content) != count * itemsize:
             raise BadRequest(f"input {key!r}: tensor_content holds {len(proto.tensor_content):,} bytes; shape "
