@@ -3,7 +3,7 @@
     uint8 image -> per-channel normalisation (CIFAR-10's mean and std)
     -> 2x2 whitening convolution (24 filters, frozen, set from training patches; bias trains 3 epochs) -> GELU
     -> 3 x [conv 3x3 -> max-pool 2 -> BN -> GELU -> conv 3x3 -> BN -> GELU], widths 64 / 256 / 256
-    -> max-pool 3 (on the 4x4 map: its top-left 3x3 window, as the original) -> linear 256 -> 10 -> x 1/9
+    -> max-pool 3 (the 3x3 map left of 32 -> 31 -> 15 -> 7 -> 3: a global max) -> linear 256 -> 10 -> x 1/9
 
 The convolutions have no bias and start as identities on their first input channels (PyTorch's
 ``dirac_``), the rest as PyTorch initialises them (uniform within 1/sqrt(fan_in)). Batch norm keeps its
@@ -127,7 +127,7 @@ def build_airbench94(*, widths=(64, 256, 256), batchnorm_momentum: float = 0.6, 
         for layer in _batch_norm(batchnorm_momentum, f"block{block}_norm2"):
             x = layer(x)
         x = act(activation, name=f"block{block}_gelu2")(x)
-    x = keras.layers.MaxPooling2D(3, name="pool")(x)  # 4x4 -> 1x1 from the top-left 3x3 window
+    x = keras.layers.MaxPooling2D(3, name="pool")(x)  # 3x3 -> 1x1: the global max, as the original
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(num_classes, use_bias=False, name="head",
                            kernel_initializer=keras.initializers.RandomUniform(
