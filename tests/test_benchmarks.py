@@ -225,6 +225,7 @@ def test_processes_pool_their_repetitions(monkeypatch):
         bench.parse_args(["--processes", "0"])
 
 
+@pytest.mark.slow  # ~30 s of two TensorFlow processes: the default suite stays under 10 minutes
 def test_the_airbench_step_and_vit_memory_benchmarks_run_and_write_their_records(tmp_path):
     """The two benchmarks #38 and #36 are measured with, at the smallest sizes: each writes its record."""
     import json

@@ -93,6 +93,7 @@ def test_the_probe_exports_the_whole_model_answering_as_the_head_on_tokens(conve
     assert again["test_accuracy"] == metrics["test_accuracy"]
 
 
+@pytest.mark.slow  # ~40 s (tokens of three splits, an 88 MB export and its reload), as the probe's twin above
 def test_tokens_mode_exports_the_whole_network_answering_as_the_tail_on_cached_tokens(converted, tmp_path, data_dir):
     """--mode tokens: the last block, the final norm and the head train on cached tokens of the frozen blocks;
     the SavedModel (uint8 digits in, every block inside) gives the logits the tail gives on the cached tokens."""
@@ -152,9 +153,9 @@ SCENARIOS = {"probe": ["--l2", "1e-3"], "tokens": ["--finetune-blocks", "1"], "f
 
 
 @pytest.mark.parametrize("modes", [
-    ("probe", "tokens"),
-    # On images through the backbone: ~2 minutes more, opt-in with -m slow (the suite stays under 10 min).
-    pytest.param(("finetune",), marks=pytest.mark.slow),
+    ("tokens",),  # the cached-array path of the probe too, with trained blocks and a cache of block tokens
+    # The probe, and fine-tuning on images through the backbone: opt-in with -m slow (the suite stays under 10 min).
+    pytest.param(("probe", "finetune"), marks=pytest.mark.slow),
 ])
 def test_every_mode_resumes_exactly_after_a_sigkill(modes, converted, tmp_path, data_dir):
     """The transfer recipe on keraszoo's trainer: killed mid-epoch 2 (SIGKILL) and run again, each mode ends
