@@ -52,14 +52,18 @@ class AlternatingFlipSplit:
         return start ^ bool(epoch % 2)
 
     def epoch_images(self, seed: int, epoch: int, indices: np.ndarray) -> np.ndarray:
+        mirror, offsets = self._epoch_draws(seed, epoch)
         images = self.images[indices]
-        mirror = self.flipped(seed, epoch)[indices]
-        images[mirror] = images[mirror, :, ::-1]
-        if self.pad:  # each image's offset in this epoch, whatever batch it falls in
+        images[mirror[indices]] = images[mirror[indices], :, ::-1]
+        return translate(images, offsets[indices], self.pad) if self.pad else images
+
+    def _epoch_draws(self, seed: int, epoch: int):
+        """Each image's flip and offset in ``epoch``, whatever batch it falls in: drawn once per epoch."""
+        if getattr(self, "_drawn_for", None) != (seed, epoch):
             offsets = np.random.default_rng([seed, epoch, 0x7A]).integers(-self.pad, self.pad + 1,
                                                                            (self.num_examples, 2))
-            images = translate(images, offsets[indices], self.pad)
-        return images
+            self._draws, self._drawn_for = (self.flipped(seed, epoch), offsets), (seed, epoch)
+        return self._draws
 
     def batches(self, *, batch_size: int):
         """The split unaugmented, in order (evaluation)."""
