@@ -41,7 +41,8 @@ def build(variant: str, batch_size: int):
     import keras
 
     from keraszoo.models.airbench import build_airbench94
-    from keraszoo.recipes.cifar10_airbench import AirbenchConfig, CoupledDecaySGD, _smoothed_loss
+    from keraszoo.recipes.cifar10_airbench import AirbenchConfig
+    from keraszoo.training.optimizers import CoupledDecaySGD, SmoothedSparseCrossentropy
 
     precision, activation, *xla = variant.split(":")
     keras.config.set_dtype_policy("mixed_bfloat16" if precision == "bf16" else "float32")
@@ -49,7 +50,7 @@ def build(variant: str, batch_size: int):
     keras.config.set_dtype_policy("float32")
     lr, decay = AirbenchConfig().optimizer_constants()
     model.compile(optimizer=CoupledDecaySGD(learning_rate=lr, momentum=0.85, nesterov=True, coupled_decay=decay),
-                  loss=_smoothed_loss(0.2), jit_compile=bool(xla))
+                  loss=SmoothedSparseCrossentropy(0.2), jit_compile=bool(xla))
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (batch_size, 32, 32, 3), dtype=np.uint8)
     labels = rng.integers(0, 10, batch_size).astype("int32")

@@ -104,7 +104,8 @@ class OptimizerOptions:
     optimizer: Literal["sgd", "adam", "adamw"] = option("sgd", "optimizer")
     learning_rate: float = option(0.1, "initial learning rate")
     momentum: float = option(0.0, "SGD momentum (ignored by adam and adamw)")
-    weight_decay: float = option(0.0, "decoupled weight decay (adamw only)")
+    weight_decay: float = option(
+        0.0, "weight decay: sgd's is PyTorch's (added to the gradient), adamw's decoupled; adam takes none")
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,9 @@ class TrainConfig(ExportOptions, ExecutionOptions, RunOptions, OptimizerOptions,
                     "must be >= 1, learning_rate > 0, 0 <= momentum < 1, seed, weight_decay and the thread counts >= 0."
                 )
         _check_literals(self)
+        if self.optimizer == "adam" and self.weight_decay:
+            raise ValueError(f"weight_decay={self.weight_decay:g} with adam: Adam has no weight decay here; "
+                             "use --optimizer adamw (decoupled decay) or --weight-decay 0.")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

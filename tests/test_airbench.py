@@ -126,7 +126,8 @@ def test_tta_views_and_weights_are_the_originals():
 def test_the_schedule_and_the_coupled_decay_are_the_originals():
     import keras
 
-    from keraszoo.recipes.cifar10_airbench import AirbenchConfig, AirbenchSchedule, CoupledDecaySGD
+    from keraszoo.recipes.cifar10_airbench import AirbenchConfig, AirbenchSchedule
+    from keraszoo.training.optimizers import CoupledDecaySGD
 
     schedule = AirbenchSchedule(2.0, 100)
     values = [float(schedule(step)) for step in (0, 23, 100)]

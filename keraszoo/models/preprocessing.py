@@ -28,12 +28,14 @@ class TrainingCrop(keras.layers.Layer):
     Keras's ``RandomCrop`` draws one offset for the whole batch, resizes the whole image at
     inference instead of cropping its centre, and marks itself unfit for XLA, which turns
     off the compiled train step on JAX (180 ms a step against 3 on an H200 shared by twelve
-    runs); this layer gathers each image's own window with keras.ops, on any backend.
+    runs); this layer gathers each image's own window with keras.ops, on any backend. ``padding`` > 0
+    mirrors that many pixels onto each side first (a random translation when the crop is the image's
+    size, as airbench's reflect-padded crops); the inference crop stays the unpadded image's centre.
     """
 
-    def __init__(self, height: int, width: int, seed: int | None = None, **kwargs):
+    def __init__(self, height: int, width: int, seed: int | None = None, padding: int = 0, **kwargs):
         super().__init__(**kwargs)
-        self.height, self.width, self.seed = height, width, seed
+        self.height, self.width, self.seed, self.padding = height, width, seed, int(padding)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.center_crop = keras.layers.CenterCrop(height, width)
 
@@ -42,12 +44,18 @@ class TrainingCrop(keras.layers.Layer):
             raise ValueError(f"TrainingCrop needs a known image size, got input shape {input_shape}.")
         if input_shape[-3] < self.height or input_shape[-2] < self.width:
             raise ValueError(f"TrainingCrop({self.height}, {self.width}) cannot crop images of shape {input_shape}.")
+        if not 0 <= self.padding < min(input_shape[-3], input_shape[-2]):
+            raise ValueError(f"TrainingCrop's padding={self.padding} must be >= 0 and smaller than the image "
+                             f"(shape {input_shape}) to mirror it.")
 
     def call(self, inputs, training=False):
         if not training:
             return self.center_crop(inputs)
         ops = keras.ops
         images = ops.cast(inputs, self.compute_dtype)  # as CenterCrop returns: the next layers see one dtype
+        if self.padding:
+            p = self.padding
+            images = ops.pad(images, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
         batch = ops.shape(images)[0]
         height, width, channels = images.shape[-3:]
         rows = self._positions(batch, height, self.height)  # (batch, crop height)
@@ -68,13 +76,15 @@ class TrainingCrop(keras.layers.Layer):
         return (*input_shape[:-3], self.height, self.width, input_shape[-1])
 
     def get_config(self):
-        return {**super().get_config(), "height": self.height, "width": self.width, "seed": self.seed}
+        return {**super().get_config(), "height": self.height, "width": self.width, "seed": self.seed,
+                "padding": self.padding}
 
 
-def augmentation(*, crop_size: int, seed: int) -> list[keras.layers.Layer]:
-    """Training-time augmentation: random crop (centre crop at inference) and horizontal flip."""
+def augmentation(*, crop_size: int, seed: int, padding: int = 0) -> list[keras.layers.Layer]:
+    """Training-time augmentation: random crop (centre crop at inference; of the image mirror-padded by
+    ``padding`` pixels in training) and horizontal flip."""
     return [
-        TrainingCrop(crop_size, crop_size, seed=seed, name="crop"),
+        TrainingCrop(crop_size, crop_size, seed=seed, padding=padding, name="crop"),
         keras.layers.RandomFlip("horizontal", seed=seed + 1, name="flip"),
     ]
 

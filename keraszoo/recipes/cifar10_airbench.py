@@ -93,25 +93,6 @@ class AirbenchSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "total": self.total}
 
 
-@keras.saving.register_keras_serializable(package="keraszoo")
-class CoupledDecaySGD(keras.optimizers.SGD):
-    """SGD whose weight decay is added to the gradient, before the momentum (PyTorch's ``weight_decay``):
-    Keras's own ``weight_decay`` shrinks the weights outside the momentum, a 1 / (1 - momentum) = 6.7 times
-    weaker decay at momentum 0.85. Frozen variables get neither gradient nor decay."""
-
-    def __init__(self, *, coupled_decay: float = 0.0, **kwargs):
-        super().__init__(**kwargs)
-        self.coupled_decay = float(coupled_decay)
-
-    def update_step(self, gradient, variable, learning_rate):
-        gradient = keras.ops.add(keras.ops.cast(gradient, variable.dtype),
-                                 keras.ops.multiply(keras.ops.cast(self.coupled_decay, variable.dtype), variable))
-        super().update_step(gradient, variable, learning_rate)
-
-    def get_config(self):
-        return {**super().get_config(), "coupled_decay": self.coupled_decay}
-
-
 class Lookahead(keras.callbacks.Callback):
     """Every LOOKAHEAD_EVERY steps: average <- decay * average + (1 - decay) * weights; weights <- average,
     decay = 0.95^5 * (step / total)^3; the last step: weights <- average. The average lives in the training
@@ -236,6 +217,7 @@ def main(config: AirbenchConfig) -> dict:
     from keraszoo.data import dataset_metadata
     from keraszoo.data.alternating_flip import AlternatingFlipSplit, steps_for, tta_logits
     from keraszoo.data.arrays import ArraySplit
+    from keraszoo.training.optimizers import CoupledDecaySGD, SmoothedSparseCrossentropy
     from keraszoo.training.run_record import read_history
     from keraszoo.training.runner import ClassificationData, run_classification
 
@@ -251,7 +233,7 @@ def main(config: AirbenchConfig) -> dict:
     def compile_with(config):
         return {"optimizer": CoupledDecaySGD(learning_rate=AirbenchSchedule(lr, total), momentum=config.momentum,
                                              nesterov=True, coupled_decay=decay),
-                "loss": _smoothed_loss(config.label_smoothing)}
+                "loss": SmoothedSparseCrossentropy(config.label_smoothing)}
 
     def callbacks(model, config):
         extra = [FreezeWhitenBias(config.whiten_bias_epochs),
@@ -276,13 +258,3 @@ def main(config: AirbenchConfig) -> dict:
         build_model=lambda config, metadata: build_models(config, train.images),
         compile_with=compile_with, callbacks=callbacks, after_training=after_training,
         extra_metrics={"widths": config.widths, "label_smoothing": config.label_smoothing})
-
-
-def _smoothed_loss(smoothing: float):
-    """Cross-entropy on logits against labels smoothed by ``smoothing`` (integer labels in, as keraszoo's)."""
-    cross_entropy = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing)
-
-    def loss(labels, logits):
-        return cross_entropy(keras.ops.one_hot(keras.ops.reshape(labels, (-1,)), 10), logits)
-
-    return loss
