@@ -176,3 +176,39 @@ def test_a_killed_run_resumes_exactly_lookahead_and_frozen_bias_included(data_di
     metrics, wanted = (json.loads((folder / "metrics.json").read_text()) for folder in (run, reference))
     assert metrics["resumed_at_epochs"] == [1]
     assert metrics["test_accuracy"] == wanted["test_accuracy"] and metrics["test_tta_accuracy"] == wanted["test_tta_accuracy"]
+
+
+def test_airbench96_is_the_originals_network_schedule_and_cutout():
+    import keras
+
+    from keraszoo.data.alternating_flip import AlternatingFlipSplit
+    from keraszoo.models import MODEL_BUILDERS
+    from keraszoo.recipes.cifar10_airbench import CUTOUT_FILL, AirbenchConfig, AirbenchSchedule
+
+    # The network: ten convolutions (whitening + 3 blocks of 3), a residual add per block, 1/9 logits.
+    model = MODEL_BUILDERS["cifar_airbench96"](tiny=True)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert len(convs) == 10 and sum(isinstance(layer, keras.layers.Add) for layer in model.layers) == 3
+    block = model.get_layer("block2_residual")
+    assert {t.name for t in (block.input[0]._keras_history.operation, block.input[1]._keras_history.operation)} == \
+        {"block2_norm3_bias", "block2_gelu1"}  # conv3's normalised output + the block's first activation
+    full = MODEL_BUILDERS["cifar_airbench96"]()
+    assert [full.get_layer(f"block{i}_conv3").filters for i in (1, 2, 3)] == [128, 384, 512]
+    # The original's hyperparameters, and explicit options over them.
+    config = AirbenchConfig(net="airbench96")
+    assert (config.epochs, config.learning_rate, config.weight_decay, config.translate, config.cutout, config.widths,
+            config.name) == (37, 9.0, 0.012, 4, 12, "128,384,512", "cifar10_airbench96")
+    assert AirbenchConfig(net="airbench96", epochs=3).epochs == 3 and AirbenchConfig().cutout == 0
+    # Schedule: 0.2 -> 1 over 10 % of the steps, then linearly to 0 (airbench96's get_lr).
+    values = [float(AirbenchSchedule(2.0, 100, 0.1, 0.0)(step)) for step in (0, 5, 10, 55, 100)]
+    assert values == pytest.approx([0.4, 1.2, 2.0, 1.0, 0.0])
+    # Cutout: one 12x12 square of the mean colour per image, inside the image, moving between epochs.
+    images = np.full((32, 32, 32, 3), 255, np.uint8)
+    split = AlternatingFlipSplit(images, np.zeros(32, np.int32), "tiny", translate=0, flip=False, cutout=12,
+                                 cutout_fill=CUTOUT_FILL)
+    first, second = (split.epoch_images(0, epoch, np.arange(32)) for epoch in (0, 1))
+    filled = (first == np.array(CUTOUT_FILL, np.uint8)).all(-1)  # n, h, w
+    assert (filled.sum((1, 2)) == 144).all()
+    rows, cols = filled.any(2), filled.any(1)
+    assert (rows.sum(1) == 12).all() and (cols.sum(1) == 12).all()  # one square each
+    assert not np.array_equal(first, second)

@@ -3,7 +3,9 @@
 Training (``AlternatingFlipSplit``): every image is flipped left-right on alternate epochs (airbench's
 "alternating flip": a random half of the images starts flipped, drawn once per seed, and every image
 flips again on each odd epoch, so each is seen both ways in any two consecutive epochs), then translated
-by up to ``translate`` pixels (reflection padding, an offset drawn per image and epoch). Batches are whole
+by up to ``translate`` pixels (reflection padding, an offset drawn per image and epoch), then, with
+``cutout`` (airbench96), a ``cutout`` x ``cutout`` square at a random place (per image and epoch) is filled
+with ``cutout_fill``, the mean colour, which the original's zeroes are after normalisation. Batches are whole
 (the last partial one is dropped, as the original's loader does). Epoch e's images and order depend on
 (seed, e) alone, so a resumed run sees the batches an uninterrupted one sees.
 
@@ -36,9 +38,11 @@ def translate(images: np.ndarray, offsets: np.ndarray, pad: int) -> np.ndarray:
 class AlternatingFlipSplit:
     """The training split as airbench feeds it (duck-types ``ArraySplit`` for keraszoo's trainer)."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, split: str, *, translate: int = 2, flip: bool = True):
+    def __init__(self, images: np.ndarray, labels: np.ndarray, split: str, *, translate: int = 2, flip: bool = True,
+                 cutout: int = 0, cutout_fill=(0, 0, 0)):
         self.images, self.labels, self.split = images, labels, split
-        self.pad, self.flip = translate, flip
+        self.pad, self.flip, self.cutout = translate, flip, cutout
+        self.cutout_fill = np.asarray(cutout_fill, images.dtype)
 
     @property
     def num_examples(self) -> int:
@@ -52,17 +56,27 @@ class AlternatingFlipSplit:
         return start ^ bool(epoch % 2)
 
     def epoch_images(self, seed: int, epoch: int, indices: np.ndarray) -> np.ndarray:
-        mirror, offsets = self._epoch_draws(seed, epoch)
+        mirror, offsets, corners = self._epoch_draws(seed, epoch)
         images = self.images[indices]
         images[mirror[indices]] = images[mirror[indices], :, ::-1]
-        return translate(images, offsets[indices], self.pad) if self.pad else images
+        images = translate(images, offsets[indices], self.pad) if self.pad else images
+        if self.cutout:
+            top, left = corners[indices].T
+            rows = np.arange(images.shape[1])[None, :, None] - top[:, None, None]  # n, h, 1
+            cols = np.arange(images.shape[2])[None, None, :] - left[:, None, None]  # n, 1, w
+            images[(rows >= 0) & (rows < self.cutout) & (cols >= 0) & (cols < self.cutout)] = self.cutout_fill
+        return images
 
     def _epoch_draws(self, seed: int, epoch: int):
-        """Each image's flip and offset in ``epoch``, whatever batch it falls in: drawn once per epoch."""
+        """Each image's flip, offset and cutout corner in ``epoch``, whatever batch it falls in: drawn once per
+        epoch (the corner within the image, as the original's)."""
         if getattr(self, "_drawn_for", None) != (seed, epoch):
             offsets = np.random.default_rng([seed, epoch, 0x7A]).integers(-self.pad, self.pad + 1,
                                                                            (self.num_examples, 2))
-            self._draws, self._drawn_for = (self.flipped(seed, epoch), offsets), (seed, epoch)
+            height, width = self.images.shape[1:3]
+            corners = np.random.default_rng([seed, epoch, 0xC07]).integers(
+                0, [height - self.cutout + 1, width - self.cutout + 1], (self.num_examples, 2))
+            self._draws, self._drawn_for = (self.flipped(seed, epoch), offsets, corners), (seed, epoch)
         return self._draws
 
     def batches(self, *, batch_size: int):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass, field
 
-from keraszoo.models.airbench import build_airbench94
+from keraszoo.models.airbench import build_airbench94, build_airbench96
 from keraszoo.models.batch_norm import FusedBatchNormalization
 from keraszoo.models.classifier import ModelPair, build_classifier_pair, build_image_classifier, pixel_scaling
 from keraszoo.models.course_cnn import build_course_cnn
@@ -43,6 +43,7 @@ MNIST_VIT = dict(image_shape=(28, 28, 1), patch_size=7, hidden_dim=64, num_layer
 MODEL_BUILDERS = {
     "cifar_cnn": RegisteredModel(build_course_cnn, tiny=dict(filters=(4, 4, 4), fc_units=8)),  # the course's CNN
     "cifar_airbench94": RegisteredModel(build_airbench94, dict(widths=(64, 256, 256)), dict(widths=(8, 8, 8))),
+    "cifar_airbench96": RegisteredModel(build_airbench96, dict(widths=(128, 384, 512)), dict(widths=(8, 8, 8))),
     "cifar_speedrun": RegisteredModel(build_speedrun_net, dict(image_shape=(32, 32, 3), num_classes=10,
                                                                widths=(32, 64, 128)), dict(widths=(4, 4, 4))),
     "mnist_vit": RegisteredModel(build_vit, MNIST_VIT, dict(hidden_dim=8, num_layers=1, num_heads=2, mlp_dim=8)),
@@ -67,6 +68,6 @@ def build_model(name: str, *, tiny: bool = False, **kwargs):
     return registered(tiny=tiny, **kwargs)
 
 
-__all__ = ["FusedBatchNormalization", "build_airbench94", "MODEL_BUILDERS", "ModelPair", "RegisteredModel", "build_classifier_pair",
+__all__ = ["FusedBatchNormalization", "build_airbench94", "build_airbench96", "MODEL_BUILDERS", "ModelPair", "RegisteredModel", "build_classifier_pair",
            "build_course_cnn", "build_image_classifier", "build_manual_mlp", "build_mlp", "build_model",
            "build_speedrun_net", "build_vit", "pixel_scaling"]

@@ -1,9 +1,14 @@
-"""airbench94's network in Keras (Keller Jordan's ``legacy/airbench94.py``; arXiv 2404.00498).
+"""airbench94's and airbench96's networks in Keras (Keller Jordan's ``legacy/airbench94.py`` and
+``legacy/airbench96.py``; arXiv 2404.00498).
 
     uint8 image -> per-channel normalisation (CIFAR-10's mean and std)
     -> 2x2 whitening convolution (24 filters, frozen, set from training patches; bias trains 3 epochs) -> GELU
     -> 3 x [conv 3x3 -> max-pool 2 -> BN -> GELU -> conv 3x3 -> BN -> GELU], widths 64 / 256 / 256
     -> max-pool 3 (the 3x3 map left of 32 -> 31 -> 15 -> 7 -> 3: a global max) -> linear 256 -> 10 -> x 1/9
+
+airbench96 (``residual=True``, widths 128 / 384 / 512): each block has a third convolution, and the
+second and third are bridged by a residual connection: conv -> pool -> BN -> GELU (= x0) -> conv -> BN
+-> GELU -> conv -> BN, + x0 -> GELU.
 
 The convolutions have no bias and start as identities on their first input channels (PyTorch's
 ``dirac_``), the rest as PyTorch initialises them (uniform within 1/sqrt(fan_in)). Batch norm keeps its
@@ -102,10 +107,12 @@ def _batch_norm(momentum: float, name: str):
 
 def build_airbench94(*, widths=(64, 256, 256), batchnorm_momentum: float = 0.6, scaling_factor: float = 1 / 9,
                      num_classes: int = 10, image_shape=(32, 32, 3), whiten_kernel: np.ndarray | None = None,
-                     seed: int | None = None, activation: str = "gelu", name: str = "airbench94") -> keras.Model:
+                     seed: int | None = None, activation: str = "gelu", residual: bool = False,
+                     name: str = "airbench94") -> keras.Model:
     """airbench94 from raw uint8 images to logits. ``whiten_kernel`` (see ``whitening_kernel``) sets the frozen
     whitening convolution; without it the layer starts random (a model to load weights into).
-    ``activation``: the original's exact GELU; "gelu_tanh" or "relu" only to measure what GELU costs."""
+    ``activation``: the original's exact GELU; "gelu_tanh" or "relu" only to measure what GELU costs.
+    ``residual``: airbench96's three-convolution blocks (``build_airbench96``)."""
     act = keras.layers.Activation if activation != "gelu_tanh" else _TanhGelu
     images = keras.Input(image_shape, dtype="uint8", name="images")
     x = keras.ops.cast(images, "float32") / 255.0
@@ -122,11 +129,17 @@ def build_airbench94(*, widths=(64, 256, 256), batchnorm_momentum: float = 0.6, 
         x = keras.layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
         for layer in _batch_norm(batchnorm_momentum, f"block{block}_norm1"):
             x = layer(x)
-        x = act(activation, name=f"block{block}_gelu1")(x)
+        x = shortcut = act(activation, name=f"block{block}_gelu1")(x)
         x = _conv(width, f"block{block}_conv2", seed)(x)
         for layer in _batch_norm(batchnorm_momentum, f"block{block}_norm2"):
             x = layer(x)
         x = act(activation, name=f"block{block}_gelu2")(x)
+        if residual:
+            x = _conv(width, f"block{block}_conv3", seed)(x)
+            for layer in _batch_norm(batchnorm_momentum, f"block{block}_norm3"):
+                x = layer(x)
+            x = keras.layers.Add(name=f"block{block}_residual")([x, shortcut])
+            x = act(activation, name=f"block{block}_gelu3")(x)
     x = keras.layers.MaxPooling2D(3, name="pool")(x)  # 3x3 -> 1x1: the global max, as the original
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dense(num_classes, use_bias=False, name="head",
@@ -134,3 +147,8 @@ def build_airbench94(*, widths=(64, 256, 256), batchnorm_momentum: float = 0.6, 
                                -1 / np.sqrt(widths[-1]), 1 / np.sqrt(widths[-1]), seed=seed))(x)
     logits = keras.layers.Rescaling(scaling_factor, name="logit_scale", dtype="float32")(x)
     return keras.Model(images, logits, name=name)
+
+
+def build_airbench96(*, widths=(128, 384, 512), name: str = "airbench96", **kwargs) -> keras.Model:
+    """airbench96: airbench94's layout with residual three-convolution blocks, widths 128 / 384 / 512."""
+    return build_airbench94(widths=widths, residual=True, name=name, **kwargs)
