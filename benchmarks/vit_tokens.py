@@ -12,7 +12,9 @@ writes the rows to --json.
 --memory adds the peak memory of a training step: each size runs in its own process, which after its
 warm-up resets the kernel's peak-RSS mark (/proc/self/clear_refs) and reports VmHWM - VmRSS after the
 timed steps: the step's transient memory (activations kept for the backward pass, attention's n x n
-scores among them), which the course's O(N^2) claim is about. --image-size and the width options
+scores among them), which the course's O(N^2) claim is about. The children run without oneDNN and
+with glibc's mmap threshold fixed at 64 KiB, so that freed tensors leave the resident set and the mark sees
+each step's peak (their step times are not the oneDNN ones: measure time without --memory). --image-size and the width options
 give DINOv2 ViT-S/14's shapes (112 px: 65 tokens, 224 px: 257).
 
 examples:
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -110,7 +113,14 @@ def _in_child(args, image_size: int, patch: int) -> dict:
     command = [sys.executable, __file__, "--child", f"{image_size},{patch}",
                *[f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
                  if k in ("hidden_dim", "num_layers", "num_heads", "mlp_dim", "batch_size", "steps", "repeats")]]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    # A warm process keeps freed tensors for the next step (oneDNN's allocator pools them; glibc keeps blocks
+    # below its self-raising mmap threshold), so its RSS stops moving and the peak mark sees nothing (0-2 MiB
+    # measured here). Without oneDNN's kernels TensorFlow allocates through malloc, and with glibc's threshold
+    # fixed at 64 KiB every large tensor is its own mapping, returned when freed: VmHWM then rises by what a
+    # step holds at once. The tensors a step keeps are the model's, whichever kernels compute them; the
+    # times of these children are not the oneDNN ones (use the run without --memory for time).
+    env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": "0", "MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "0"}
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 

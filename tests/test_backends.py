@@ -144,3 +144,43 @@ def test_keraszoo_export_turns_the_jax_run_into_a_saved_model_that_answers_alike
     assert record["environment"]["backend"] == "jax"
     marker = json.loads((jax_runs / "straight" / ".keraszoo-run").read_text())
     assert marker["saved_model"].endswith("cifar10_cnn_batchnorm/1")
+
+
+AIRBENCH_ON_JAX = """
+import sys
+
+class NoTensorFlow:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "tensorflow_datasets"):
+            raise ImportError(f"{name} is blocked in this test")
+
+sys.meta_path.insert(0, NoTensorFlow())
+from keraszoo.recipes import cifar10_airbench as recipe
+from keraszoo.training.command_line import cli_main
+
+root, pack = sys.argv[1], sys.argv[2]
+for net in ("airbench94", "airbench96"):
+    assert cli_main(recipe.main, recipe.AirbenchConfig, "", [
+        "--net", net, "--data-pack", pack, "--train-split", "train[:256]", "--validation-split", "train[-128:]",
+        "--test-split", "test", "--epochs", "1", "--batch-size", "64", "--widths", "8,8,8", "--verbose", "0",
+        "--output", f"{root}/{net}"]) == 0
+print("tensorflow" in sys.modules)
+"""
+
+
+@pytest.mark.slow  # ~50 s on 2 cores (two nets, JAX compiles): opt-in, run before a lent GPU's call
+def test_airbench_trains_on_jax_without_tensorflow_as_gpu_check_runs_it(data_dir, tmp_path):
+    """benchmarks/gpu_check.sh's airbench stage: both nets from a pack on JAX, lookahead included (its
+    weights once shared buffers with the averages, which JAX's donating train step refused)."""
+    from keraszoo.data.jpeg_pack import pack_tfds
+
+    pack_tfds("cifar10", ["train[:384]", "test[:128]"], tmp_path / "pack", data_dir=data_dir)
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(AIRBENCH_ON_JAX), str(tmp_path), str(tmp_path / "pack")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-1] == "False"  # TensorFlow never loaded
+    for net, name in (("airbench94", "cifar10_airbench"), ("airbench96", "cifar10_airbench96")):
+        metrics, history = _record(tmp_path / net)
+        assert metrics["recipe"] == name and metrics["environment"]["backend"] == "jax"
+        assert 0 <= metrics["test_tta_accuracy"] <= 1 and "val_tta_accuracy" in history

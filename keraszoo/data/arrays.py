@@ -155,3 +155,12 @@ def pack_metadata(summary: dict, pack_dir: str | Path, labels: np.ndarray) -> Da
         name=summary.get("dataset") or "pack", version=summary.get("version") or "", data_dir=str(Path(pack_dir)),
         input_shape=tuple(summary["shape"]), num_classes=num_classes,
         class_names=names or tuple(str(i) for i in range(num_classes)))
+
+
+def in_memory(split) -> ArraySplit:
+    """A split (TFDS's ``SplitData`` or an ``ArraySplit`` from a pack) as uint8 images and int32 labels in
+    memory, for recipes that augment whole arrays (airbench) or draw examples (DINOv2's label counts)."""
+    if isinstance(split, ArraySplit):
+        return split
+    images, labels = zip(*((np.asarray(x), np.asarray(y)) for x, y in split.batches(batch_size=4096)))
+    return ArraySplit(np.concatenate(images), np.concatenate(labels).astype("int32"), split.split)

@@ -194,24 +194,16 @@ class LookaheadAverage(keras.layers.Layer):
     def call(self, inputs):
         return inputs
 
+    # Each variable gets its own array (keras.ops.copy): on JAX, assign() of another variable's value shares
+    # its buffer, and the next train step, donating both, fails ("donate the same buffer twice").
     def copy_from_model(self):
         for copy, target in zip(self.copies, self.targets):
-            copy.assign(target)
+            copy.assign(keras.ops.copy(target))
 
     def step(self, decay: float):
         for copy, target in zip(self.copies, self.targets):
             copy.assign(decay * copy + (1.0 - decay) * target)
-            target.assign(copy)
-
-
-def _arrays(split: str, data_dir):
-    import numpy as np
-
-    from keraszoo.data import read_split
-
-    images, labels = zip(*((x.numpy(), y.numpy()) for x, y in
-                           read_split("cifar10", split, data_dir=data_dir).batches(batch_size=5000)))
-    return np.concatenate(images), np.concatenate(labels).astype("int32")
+            target.assign(keras.ops.copy(copy))
 
 
 def whitening_from(images):
@@ -250,20 +242,17 @@ def _time_to(history: list[dict], key: str, target: float):
 
 
 def main(config: AirbenchConfig) -> dict:
-    from keraszoo.data import dataset_metadata
     from keraszoo.data.alternating_flip import AlternatingFlipSplit, steps_for, tta_logits
-    from keraszoo.data.arrays import ArraySplit
+    from keraszoo.data.arrays import in_memory
     from keraszoo.training.optimizers import CoupledDecaySGD, SmoothedSparseCrossentropy
     from keraszoo.training.run_record import read_history
-    from keraszoo.training.runner import ClassificationData, run_classification
+    from keraszoo.training.runner import ClassificationData, load_data, run_classification
 
-    metadata = dataset_metadata("cifar10", data_dir=config.data_dir)
-    print(f"data: cifar10 {metadata.version} from {metadata.data_dir}", flush=True)
-    train = AlternatingFlipSplit(*_arrays(config.train_split, config.data_dir), config.train_split,
-                                 translate=config.translate, flip=config.flip, cutout=config.cutout,
-                                 cutout_fill=CUTOUT_FILL)
-    validation = ArraySplit(*_arrays(config.validation_split, config.data_dir), config.validation_split)
-    test = ArraySplit(*_arrays(config.test_split, config.data_dir), config.test_split)
+    data = load_data("cifar10", config)  # from --data-pack (no TensorFlow: JAX on a GPU) or TFDS
+    metadata, validation, test = data.metadata, in_memory(data.validation), in_memory(data.test)
+    pool = in_memory(data.train)
+    train = AlternatingFlipSplit(pool.images, pool.labels, config.train_split, translate=config.translate,
+                                 flip=config.flip, cutout=config.cutout, cutout_fill=CUTOUT_FILL)
     total = steps_for(config.epochs, train.num_examples, config.batch_size)
     lr, decay = config.optimizer_constants()
 

@@ -211,7 +211,9 @@ def main(argv=None) -> int:
     if not args.report_only:
         from keraszoo.training.study import run_study
 
-        fixed = {"variant": "batchnorm", "evaluate_at_init": False, "epochs": EPOCHS,
+        # The improvements keep the ladder's evaluation at init: their default point is then the ladder's
+        # batchnorm run itself (its record, copied beside them, is found finished).
+        fixed = {"variant": "batchnorm", "evaluate_at_init": "improvements" in args.factors, "epochs": EPOCHS,
                  "train_split": f"train[:{TRAIN_SIZE}]"}
         status = run_study(args, recipe="cifar10_cnn",
                            grid=points, fixed=fixed)

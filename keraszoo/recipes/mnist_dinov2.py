@@ -241,15 +241,12 @@ def _probe_data(config: DinoTransferConfig):
 
 def _image_data(config: DinoTransferConfig):
     """The three splits as uint8 digits in memory (MNIST: 47 MB), the training one drawn."""
-    import numpy as np
-
     from keraszoo.data import read_split
-    from keraszoo.data.arrays import ArraySplit
+    from keraszoo.data.arrays import ArraySplit, in_memory
 
     def arrays(split):
-        images, labels = zip(*((x.numpy(), y.numpy()) for x, y in
-                               read_split("mnist", split, data_dir=config.data_dir).batches(batch_size=4096)))
-        return np.concatenate(images), np.concatenate(labels).astype("int32")
+        split = in_memory(read_split("mnist", split, data_dir=config.data_dir))
+        return split.images, split.labels
 
     pool, pool_labels = arrays(config.train_split)
     chosen = _draw(config.train_size or len(pool_labels), len(pool_labels), config.seed)
