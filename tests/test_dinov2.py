@@ -175,10 +175,38 @@ def test_every_mode_resumes_exactly_after_a_sigkill(modes, converted, tmp_path, 
             future.result()
 
 
+def test_richer_probe_features_are_the_same_in_the_cache_and_in_the_whole_model(converted, tmp_path, data_dir):
+    """--probe-blocks 2 --probe-mean: the head trains on cached (class tokens of two blocks, patch mean), and
+    the whole model computes those features itself from uint8 digits: both give the head the same input."""
+    import keras
+
+    from keraszoo.data import read_split
+    from keraszoo.recipes import mnist_dinov2
+
+    _, preset, _ = converted
+    config = _config(preset, tmp_path, data_dir, train_size=50, l2=0.0, epochs=1, probe_blocks=2, probe_mean=True,
+                     export=False, train_split="train[:64]", validation_split="train[64:96]", test_split="test[:32]")
+    features, labels = mnist_dinov2.class_tokens(config, "test[:32]")  # cached: the run below reads it
+    assert features.shape == (32, 3 * 384) and config.probe_width == 3 * 384
+    pair = mnist_dinov2.build_models(config)
+    images, expected = next(iter(read_split("mnist", "test[:32]", data_dir=data_dir).batches(batch_size=32)))
+    np.testing.assert_array_equal(labels, expected.numpy())
+    whole = keras.ops.convert_to_numpy(pair.inference(images.numpy(), training=False))
+    on_cache = keras.ops.convert_to_numpy(pair.training(features, training=False))
+    # float32 both ways, the same layers in another graph: differences of reduction order only.
+    np.testing.assert_allclose(whole, on_cache, atol=1e-3 * float(np.abs(on_cache).max()) + 1e-4)
+    metrics = mnist_dinov2.main(config)
+    assert metrics["mode"] == "probe" and 0 <= metrics["test_accuracy"] <= 1
+    assert any(p.name.startswith("dinov2_small-") and "probe2-mean" in p.name
+               for p in (tmp_path / "features").iterdir())
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"image_size": 100}, "multiple of 14"),
     ({"l2": -1.0}, "strength >= 0"),
     ({"finetune_blocks": 13}, "give 1 to 12"),
+    ({"probe_blocks": 0}, "give 1 to 12"),
+    ({"mode": "tokens", "probe_mean": True}, "with --mode probe"),
     ({"train_split": "train[:100]", "validation_split": "train[50:150]"}, None),  # checked when the data is read
 ])
 def test_bad_options_are_refused(overrides, message):

@@ -74,6 +74,9 @@ class DinoTransferConfig(TrainConfig):
     finetune_blocks: int = option(2, "last backbone blocks trained (finetune; 12: all)")
     features_cache: str = option("~/.cache/keraszoo/features", "where frozen outputs are cached (probe, tokens)")
     cache_dtype: Literal["float16", "float32"] = option("float16", "dtype of the cached block tokens (tokens)")
+    probe_blocks: int = option(1, "probe: the class tokens of the last N blocks, each through the final LayerNorm "
+                                  "(DINOv2's own linear evaluation takes 4)")
+    probe_mean: bool = option(False, "probe: also the mean of the last block's patch tokens")
 
     def __post_init__(self):
         super().__post_init__()
@@ -85,6 +88,15 @@ class DinoTransferConfig(TrainConfig):
             raise ValueError(f"finetune_blocks={self.finetune_blocks}: give 1 to 12.")
         if self.l2 < 0:
             raise ValueError(f"l2={self.l2}: give a strength >= 0.")
+        if not 1 <= self.probe_blocks <= BLOCKS:
+            raise ValueError(f"probe_blocks={self.probe_blocks}: give 1 to {BLOCKS}.")
+        if self.mode != "probe" and (self.probe_blocks != 1 or self.probe_mean):
+            raise ValueError("--probe-blocks and --probe-mean choose the probe's features: use them with --mode probe.")
+
+    @property
+    def probe_width(self) -> int:
+        """The probe's feature length: a token per block read, and one more for the patches' mean."""
+        return TOKEN_SIZE * (self.probe_blocks + self.probe_mean)
 
     @property
     def run_name(self) -> str:
@@ -107,13 +119,33 @@ def build_preprocessing(image_size: int):
     return keras.Model(digits, x, name="preprocessing")
 
 
-def build_transfer_model(backbone, head, image_size: int):
-    """The whole model: uint8 digits -> preprocessing -> backbone's class token -> head's logits."""
+def build_transfer_model(backbone, head, image_size: int, *, blocks: int = 1, mean: bool = False):
+    """The whole model: uint8 digits -> preprocessing -> backbone's class token (or ``probe_features``) ->
+    head's logits."""
     import keras
 
     preprocessing = build_preprocessing(image_size)
-    tokens = backbone({"images": preprocessing.output})  # (batch, 1 + patches, 384), after the last LayerNorm
-    return keras.Model(preprocessing.input, head(tokens[:, 0]), name=NAME)
+    if blocks == 1 and not mean:
+        features = backbone({"images": preprocessing.output})[:, 0]  # after the last LayerNorm
+    else:
+        features = probe_features(backbone, preprocessing.output, blocks=blocks, mean=mean)
+    return keras.Model(preprocessing.input, head(features), name=NAME)
+
+
+def probe_features(backbone, images, *, blocks: int, mean: bool):
+    """DINOv2's linear-evaluation features: the class token of each of the last ``blocks`` blocks through the
+    final LayerNorm, then (``mean``) the mean of the last block's normalised patch tokens; (batch, 384 x n)."""
+    import keras
+
+    # No training argument: symbolic calls (the whole model) refuse it, and no layer here behaves otherwise.
+    x = backbone.embeddings(images)
+    layers, read = backbone.encoder.layers, []
+    for index, block in enumerate(layers):
+        x = block(x)
+        if index >= len(layers) - blocks:
+            read.append(backbone.layernorm(x))
+    parts = [tokens[:, 0] for tokens in read] + ([keras.ops.mean(read[-1][:, 1:], axis=1)] if mean else [])
+    return keras.ops.concatenate(parts, axis=-1)
 
 
 @functools.lru_cache(maxsize=2)
@@ -131,9 +163,12 @@ def _preset_id(preset: Path) -> str:
 
 
 def class_tokens(config: DinoTransferConfig, split: str):
-    """(class tokens float32 (N, 384), labels int32 (N,)) of a split, from the cache or computed once."""
+    """(class tokens float32 (N, 384), labels int32 (N,)) of a split, from the cache or computed once; with
+    --probe-blocks / --probe-mean, ``probe_features`` (N, probe_width) through a checksummed cache."""
     import numpy as np
 
+    if config.probe_blocks != 1 or config.probe_mean:
+        return _probe_features_cached(config, split)
     preset = Path(config.preset).expanduser()
     cache = Path(config.features_cache).expanduser()
     path = cache / f"dinov2_small-{_preset_id(preset)}-{config.image_size}px-{_safe(split)}.npz"
@@ -148,6 +183,26 @@ def class_tokens(config: DinoTransferConfig, split: str):
     np.savez(partial, tokens=tokens.astype("float32"), labels=labels)
     partial.replace(path)  # a killed run leaves no half-written cache
     return tokens.astype("float32"), labels
+
+
+def _probe_features_cached(config: DinoTransferConfig, split: str):
+    from keraszoo.data.array_cache import cached_arrays
+
+    preset = Path(config.preset).expanduser()
+    key = {"weights": _preset_id(preset), "image_size": config.image_size, "blocks": config.probe_blocks,
+           "mean": config.probe_mean, "dataset": "mnist", "split": split}
+    stem = (f"dinov2_small-{key['weights']}-{config.image_size}px-probe{config.probe_blocks}"
+            f"{'-mean' if config.probe_mean else ''}-{_safe(split)}")
+
+    def compute():
+        backbone = _frozen_backbone(preset, config.image_size)
+        features, labels = _frozen_outputs(
+            config, split, lambda x: probe_features(backbone, x, blocks=config.probe_blocks, mean=config.probe_mean),
+            f"probe features ({config.probe_blocks} blocks{', patch mean' if config.probe_mean else ''})")
+        return {"tokens": features.astype("float32"), "labels": labels}
+
+    arrays = cached_arrays(config.features_cache, stem, key, compute)
+    return arrays["tokens"], arrays["labels"]
 
 
 def block_tokens(config: DinoTransferConfig, split: str):
@@ -266,8 +321,9 @@ def build_models(config: DinoTransferConfig):
     preset = Path(config.preset).expanduser()
     head = _head(config.l2 if config.mode == "probe" else 0.0, config.seed)
     if config.mode == "probe":
-        tokens = keras.Input((TOKEN_SIZE,), name="class_token")
-        whole = build_transfer_model(_frozen_backbone(preset, config.image_size), head, config.image_size)
+        tokens = keras.Input((config.probe_width,), name="class_token")
+        whole = build_transfer_model(_frozen_backbone(preset, config.image_size), head, config.image_size,
+                                     blocks=config.probe_blocks, mean=config.probe_mean)
         return ModelPair(keras.Model(tokens, head(tokens), name=f"{NAME}_head"), whole)
     backbone = load_backbone(preset, image_size=config.image_size)
     blocks = backbone.encoder.layers
