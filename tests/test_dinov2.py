@@ -217,3 +217,27 @@ def test_bad_options_are_refused(overrides, message):
         return
     with pytest.raises(ValueError, match=message):
         DinoTransferConfig(**overrides)
+
+
+def test_the_labels_study_reports_the_tokens_run_chosen_on_validation(tmp_path):
+    """Per N and seed, the fine-tuning run with the best validation accuracy is reported, whatever its test
+    accuracy; a tie goes to fewer blocks, then the smaller rate, never to the test split."""
+    from keraszoo.recipes import mnist_dinov2_study as study
+
+    def record(name, val, test, k, lr):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "metrics.json").write_text(json.dumps({"val_accuracy": val, "test_accuracy": test,
+                                                         "finetune_blocks": k}))
+        (folder / "config.json").write_text(json.dumps({"learning_rate": lr}))
+
+    record("tokens-n1000-k1-lr0.0001-seed0", 0.95, 0.90, 1, 1e-4)
+    record("tokens-n1000-k2-lr0.0001-seed0", 0.96, 0.91, 2, 1e-4)  # best on validation
+    record("tokens-n1000-k4-lr0.0003-seed0", 0.94, 0.99, 4, 3e-4)  # best on test: not chosen
+    record("tokens-n1000-k2-lr0.0001-seed1", 0.97, 0.92, 2, 1e-4)
+    record("tokens-n1000-k2-lr0.0003-seed1", 0.97, 0.98, 2, 3e-4)  # a tie on validation: the smaller rate wins
+    rows = study._load(tmp_path, tmp_path / "none")
+    assert rows[("tokens", 1000)] == {0: 0.91, 1: 0.92}
+    args = study.parse_args(["--parts", "tokens", "--sizes", "1000", "55000", "--finetune-blocks", "1", "2",
+                             "--learning-rates", "1e-4"])
+    assert (args.finetune_blocks, args.learning_rates, args.tokens_epochs) == ([1, 2], [1e-4], 3)

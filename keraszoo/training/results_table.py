@@ -119,7 +119,7 @@ ZOO = [
      "docs/vit_mnist.md"),
     ("mnist_vit_b16", 3, "ViT-B/16 in keras-hub's layout (no ImageNet weights offline)", None, "docs/vit_b16.md"),
     ("mnist_dinov2", 3, "pretrained DINOv2 ViT-S/14, last 2 blocks fine-tuned on cached tokens, all labels",
-     "mnist_dinov2_tokens/k2-lr1e-4",
+     "mnist_dinov2/tokens-n55000-k2-lr0.0001",
      "docs/vit_pretrained.md"),
     ("mnist_dinov2_study", 3, "accuracy against labels (here: the probe on 1,000)", "mnist_dinov2/probe-n1000",
      "docs/vit_pretrained.md"),
