@@ -108,9 +108,10 @@ def test_flip_accuracy_averages_each_image_with_its_mirror(cifar10_recipe):
 def test_improvements_study_grid_and_combination():
     from keraszoo.recipes import cifar10_sweeps
 
+    ablation = cifar10_sweeps.grid(["improvements"])
+    assert ablation["default"] == {} and ablation["cosine"] == {"schedule": "cosine"} and len(ablation) == 5
     points = cifar10_sweeps.grid(["improvements"], combine=["translate4", "label_smoothing0.1"])
-    assert points["default"] == {} and points["cosine"] == {"schedule": "cosine"}
-    assert points["translate4+label_smoothing0.1"] == {"crop_size": 32, "translate": 4, "label_smoothing": 0.1}
+    assert points == {"translate4+label_smoothing0.1": {"crop_size": 32, "translate": 4, "label_smoothing": 0.1}}
     optimizer = cifar10_sweeps.grid(["learning_rate", "momentum"])
     assert optimizer["learning_rate0.2"] == {"learning_rate": 0.2} and optimizer["momentum0"] == {"momentum": 0.0}
     assert "learning_rate0.05" not in optimizer and "momentum0.9" not in optimizer  # the shared default point

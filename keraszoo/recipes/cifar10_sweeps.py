@@ -12,7 +12,7 @@ momentum 0.9, batch norm), five factors, each varied alone with the others at th
 and, for the ≥ 85 % search (issue #37), `improvements`: what the course does not use, each added alone
 to the default (translate4: 32x32 crops of the image mirror-padded by 4 pixels instead of the course's
 28x28 crops; weight_decay5e-4: PyTorch-style L2 decay; label_smoothing0.1; cosine: warmup + cosine
-instead of γ), and with --combine, the named ones together (one more group, their names joined by '+').
+instead of γ); with --combine, only the named ones together (a group named by them joined by '+').
 Every run's validation and test accuracy with flip test-time augmentation are recorded beside the plain ones.
 
 Every run trains 8 epochs on the first 10,000 training images unless said otherwise (a CPU budget:
@@ -77,11 +77,11 @@ def grid(factors, values=None, combine=()) -> dict[str, dict]:
         raise SystemExit("error: --combine goes with --factors improvements.")
     points = {}
     for factor in factors:
-        if factor == "improvements":
-            points["default"] = {}
-            points.update(IMPROVEMENTS)
+        if factor == "improvements":  # the ablation; with --combine, only the chosen improvements together
             if combine:
                 points["+".join(combine)] = {key: value for name in combine for key, value in IMPROVEMENTS[name].items()}
+            else:
+                points.update({"default": {}, **IMPROVEMENTS})
             continue
         if factor == "train_size":
             for size in TRAIN_SIZES:  # N = 10,000 is the default point, trained once
@@ -104,7 +104,7 @@ def parse_args(argv=None):
                         default=["gamma", "dropout", "train_size"],
                         help="what to vary (default: %(default)s)")
     parser.add_argument("--combine", nargs="+", choices=list(IMPROVEMENTS), default=[],
-                        help="with --factors improvements: also train these improvements together")
+                        help="with --factors improvements: train only these improvements together")
     parser.add_argument("--values", type=float, nargs="+",
                         help="only these values of the one factor given, e.g. --factors dropout --values 0 0.25 "
                         "(default: all of them)")
