@@ -132,3 +132,34 @@ def test_a_run_with_every_improvement_records_them_and_its_flip_accuracy(cifar10
         {"translate": 4, "schedule": "cosine", "label_smoothing": 0.1, "weight_decay": 5e-4, "lr_decay": 1.0}
     exported = json.dumps(json.loads((tmp_path / "models" / "cifar10_cnn_batchnorm" / "1" / "keras_model.json").read_text()))
     assert "TrainingCrop" not in exported  # the translation is training-only
+
+
+def test_a_run_exported_with_flip_tta_serves_the_mean_of_both_views(short_cifar10_run, data_dir, tmp_path):
+    """keraszoo export RUN --tta flip: the SavedModel's probabilities are the mean of the Keras model's on each
+    real image and on its mirror image; the card says what is inside and the accuracies the run measured."""
+    import shutil
+    import subprocess
+    import sys
+
+    from keraszoo.data import read_split
+    from keraszoo.export import load_serving_fn
+
+    config, _ = short_cifar10_run
+    run = tmp_path / "run"
+    shutil.copytree(config.output, run)  # a copy: the shared run's marker stays as it is
+    done = subprocess.run([sys.executable, "-m", "keraszoo", "export", str(run), "--tta", "flip",
+                           "--export-dir", str(tmp_path / "models")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (version,) = (tmp_path / "models").glob("*/*/saved_model.pb")
+    images, _ = next(iter(read_split("cifar10", "test[:64]", data_dir=data_dir).batches(batch_size=64)))
+    served = load_serving_fn(version.parent)(images=images)["probabilities"].numpy()
+    model = keras.saving.load_model(run / "model.keras", compile=False)
+    views = [keras.ops.convert_to_numpy(keras.ops.softmax(model(x, training=False))) for x in
+             (images.numpy(), images.numpy()[:, :, ::-1])]
+    np.testing.assert_allclose(served, (views[0] + views[1]) / 2, atol=1e-5)
+    assert not np.allclose(served, views[0], atol=1e-3)  # the mirror view counts
+    card = (version.parent / "MODEL_CARD.md").read_text()
+    assert "## Test-time augmentation inside" in card and "twice the cost" in card
+    refused = subprocess.run([sys.executable, "-m", "keraszoo", "export", str(run), "--tta", "flip", "--format", "onnx",
+                              "--out", str(tmp_path / "m.onnx")], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "--tta goes with --format savedmodel" in refused.stderr

@@ -35,6 +35,9 @@ def add_commands(commands) -> None:
                         "the int8 formats: test, whose 10,000 images resolve a fraction of a point)")
     export.add_argument("--representative-split", default="train[:500]",
                         help="training images litert-int8 is calibrated on (default: %(default)s)")
+    export.add_argument("--tta", choices=("none", "flip"), default="none",
+                        help="savedmodel: put flip test-time augmentation inside the SavedModel (each image and its "
+                        "mirror, probabilities averaged; twice the cost; not for digits) (default: %(default)s)")
     export.add_argument("--data-dir", help=DATA_DIR_HELP)
     export.set_defaults(run=_export)
 
@@ -46,7 +49,12 @@ def _export(args) -> int:
         from keraszoo.training.runner import export_run
 
         # export_run says what it did: exported, or found the version this run exported before.
-        return guarded(lambda: export_run(args.source, export_dir=args.export_dir, name=args.export_name))
+        return guarded(lambda: export_run(args.source, export_dir=args.export_dir, name=args.export_name,
+                                          tta=None if args.tta == "none" else args.tta))
+    if args.tta != "none":
+        print("error: --tta goes with --format savedmodel (the other formats convert a SavedModel as it is).",
+              file=sys.stderr)
+        return 2
     if args.format == "savedmodel-int8":
         return guarded(lambda: _quantize(args))
     if not args.out:

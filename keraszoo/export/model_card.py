@@ -27,6 +27,7 @@ from keraszoo.export.loading import (
 
 CARD_FILE = "MODEL_CARD.md"
 QUANTIZATION_FILE = "quantization.json"  # written by keraszoo.export.quantize beside the source's record
+TTA_FILE = "tta.json"  # written by `keraszoo export RUN --tta flip`: the augmentation inside, and its accuracies
 BATCH = 256
 LICENCES = {
     "cifar10": "CIFAR-10 (Krizhevsky, 2009; distributed without a stated licence, for research)",
@@ -44,6 +45,7 @@ def write_model_card(version_dir: str | Path, *, measure: bool = True) -> Path:
     signature = loaded.signatures[SIGNATURE_NAME]
     facts = describe(version_dir, signature, metrics, config)
     facts["quantization"] = _read_json(version_dir / RUN_RECORD_DIR / QUANTIZATION_FILE)
+    facts["tta"] = _read_json(version_dir / RUN_RECORD_DIR / TTA_FILE)
     if measure:
         facts["speed"] = measure_speed(signature)
     path = version_dir / CARD_FILE
@@ -169,6 +171,7 @@ def render(version_dir: Path, facts: dict, metrics: dict, config: dict) -> str:
                   f"{speed['measured']}: one example {speed['single_image_ms']:.2f} ms (median of 10 calls); batches of "
                   f"{BATCH}: {speed['batched_images_per_s']:,.0f} examples/s (median of 3)"]
     lines += _quantization_lines(facts.get("quantization"))
+    lines += _tta_lines(facts.get("tta"))
     lines += ["", "## Limitations", "",
               "- One training run (one seed): the seed-to-seed spread on the recipe's page is the uncertainty.",
               "- The course's setting: small images, a small network, CPU-sized training budgets."]
@@ -208,6 +211,17 @@ def _quantization_lines(quantization: dict | None) -> list[str]:
             f"{100 * quantization.get('agreement', 0):.1f} % of predictions unchanged (at most "
             f"{100 * quantization.get('max_accuracy_drop', 0):.1f} point may be lost); "
             f"{len(quantization.get('quantized_layers', []))} layers quantized."]
+
+
+def _tta_lines(tta: dict | None) -> list[str]:
+    if not tta:
+        return []
+    return ["", "## Test-time augmentation inside", "",
+            "This SavedModel runs each image and its mirror image through the network and returns the log of their "
+            "mean probability as `logits` (so `probabilities` is that mean): twice the cost of one view. The run "
+            f"measured it: validation {_percent(tta.get('val_flip_accuracy'))} (one view: "
+            f"{_percent(tta.get('val_accuracy'))}), test {_percent(tta.get('test_flip_accuracy'))} (one view: "
+            f"{_percent(tta.get('test_accuracy'))}, the *Results* table's)."]
 
 
 EXPORTS_SECTION = "## Other formats, checked against this SavedModel"

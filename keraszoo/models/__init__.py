@@ -12,6 +12,7 @@ import functools
 from dataclasses import dataclass, field
 
 from keraszoo.models.airbench import build_airbench94, build_airbench96
+from keraszoo.models.tta import with_flip_tta  # its layers registered: exports holding flip TTA load
 from keraszoo.models.batch_norm import FusedBatchNormalization
 from keraszoo.models.classifier import ModelPair, build_classifier_pair, build_image_classifier, pixel_scaling
 from keraszoo.models.course_cnn import build_course_cnn
@@ -68,6 +69,6 @@ def build_model(name: str, *, tiny: bool = False, **kwargs):
     return registered(tiny=tiny, **kwargs)
 
 
-__all__ = ["FusedBatchNormalization", "build_airbench94", "build_airbench96", "MODEL_BUILDERS", "ModelPair", "RegisteredModel", "build_classifier_pair",
+__all__ = ["FusedBatchNormalization", "build_airbench94", "build_airbench96", "with_flip_tta", "MODEL_BUILDERS", "ModelPair", "RegisteredModel", "build_classifier_pair",
            "build_course_cnn", "build_image_classifier", "build_manual_mlp", "build_mlp", "build_model",
            "build_speedrun_net", "build_vit", "pixel_scaling"]

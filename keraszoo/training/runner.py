@@ -205,7 +205,7 @@ def _save_model(model: keras.Model, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _export(model, output_dir: Path, export_dir: str, export_name: str, marker: dict) -> Path:
+def _export(model, output_dir: Path, export_dir: str, export_name: str, marker: dict, extra_record=None) -> Path:
     from keraszoo.export import export_classifier, find_exported_run
 
     # A run killed after publishing its version but before marking itself finished: not exported twice.
@@ -213,13 +213,16 @@ def _export(model, output_dir: Path, export_dir: str, export_name: str, marker: 
     if version_dir is not None:
         print(f"This run exported {version_dir} already; not exporting it again.")
         return version_dir
-    version_dir = export_classifier(model, export_dir=export_dir, name=export_name, run_record_dir=output_dir)
+    version_dir = export_classifier(model, export_dir=export_dir, name=export_name, run_record_dir=output_dir,
+                                    extra_record=extra_record)
     print(f"Exported SavedModel: {version_dir}")
     return version_dir
 
 
-def export_run(run_dir: str | os.PathLike, *, export_dir: str = "saved_models", name: str | None = None) -> Path:
-    """Exports a finished run's ``model.keras`` as a SavedModel (needs TensorFlow), once per run."""
+def export_run(run_dir: str | os.PathLike, *, export_dir: str = "saved_models", name: str | None = None,
+               tta: str | None = None) -> Path:
+    """Exports a finished run's ``model.keras`` as a SavedModel (needs TensorFlow), once per run; ``tta="flip"``
+    puts flip test-time augmentation inside (``keraszoo.models.tta``; the card says so)."""
     run_dir = Path(run_dir)
     marker = run_folder.read_marker(run_dir)
     if marker is None or not (run_dir / MODEL_FILE).is_file():
@@ -240,7 +243,18 @@ def export_run(run_dir: str | os.PathLike, *, export_dir: str = "saved_models", 
                                 f"{first}): train the run again with --restart.") from None
     name = name or metrics.get("export_name") or marker.get("recipe")
     run_folder.check_export_dir(export_dir)
-    version_dir = _export(model, run_dir, export_dir, name, marker)
+    extra_record = None
+    if tta == "flip":
+        from keraszoo.export.saved_model import float32_copy
+        from keraszoo.export.model_card import TTA_FILE
+        from keraszoo.models.tta import with_flip_tta
+
+        model = with_flip_tta(float32_copy(model))  # the inner model in float32 first: the wrapper exports as is
+        extra_record = {TTA_FILE: {"tta": "flip", "views": 2, **{key: metrics.get(key) for key in (
+            "val_accuracy", "val_flip_accuracy", "test_accuracy", "test_flip_accuracy")}}}
+    elif tta is not None:
+        raise ValueError(f"tta={tta!r}: the one test-time augmentation an export can hold is 'flip'.")
+    version_dir = _export(model, run_dir, export_dir, name, marker, extra_record)
     run_folder.mark_finished(run_dir, marker, str(version_dir))
     return version_dir
 
