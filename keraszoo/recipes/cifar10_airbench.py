@@ -81,7 +81,7 @@ class AirbenchConfig(TrainConfig):
     lookahead: bool = option(True, "lookahead averaging every 5 steps")
     tta_level: int = option(2, "test-time augmentation: 0 none, 1 mirror, 2 mirror and translations (6 views)")
     validation_tta: bool = option(True, "also the validation split's TTA accuracy after every epoch (the time to "
-                                        "93/94 % with TTA; ~45 s an epoch on 2 cores: off for a timed run)")
+                                        "93 and 94 percent with TTA; ~45 s an epoch on 2 cores: off for a timed run)")
     widths: str | None = option(None, "channels of the three blocks (default: 64,256,256; airbench96 128,384,512)")
 
     def __post_init__(self):
