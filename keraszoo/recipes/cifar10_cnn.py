@@ -175,7 +175,7 @@ def main(config: Cifar10CNNConfig) -> dict:
 
     def after_training(model, data, output_dir):
         # Flip TTA measured on validation (where it is chosen) and on test (reported): the exported model
-        # stays one view; `keraszoo evaluate MODEL --tta flip` is how a user gets the averaged one.
+        # stays one view unless exported with `keraszoo export RUN --tta flip`.
         return {"val_flip_accuracy": flip_accuracy(built["pair"].inference, data.validation),
                 "test_flip_accuracy": flip_accuracy(built["pair"].inference, data.test)}
 
@@ -203,14 +203,15 @@ def _objective(config: Cifar10CNNConfig) -> dict:
 
 def flip_accuracy(model, split) -> float | None:
     """Accuracy over ``split`` of the mean softmax of each image and of its mirror image (None without the
-    split): a two-view model evaluated as Keras evaluates, so it reads tf.data and in-memory splits alike."""
+    split): the two-view model `keraszoo export --tta flip` exports, evaluated as Keras evaluates (tf.data
+    and in-memory splits alike)."""
     import keras
+
+    from keraszoo.models.tta import with_flip_tta
 
     if split is None:
         return None
-    images = keras.Input(model.input_shape[1:], dtype=model.inputs[0].dtype)
-    views = [model(images), model(keras.ops.flip(images, axis=2))]  # (batch, height, width, channels)
-    mean = keras.layers.Average()([keras.layers.Softmax(dtype="float32")(logits) for logits in views])
-    both = keras.Model(images, mean)
-    both.compile(loss="sparse_categorical_crossentropy", metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    both = with_flip_tta(model)
+    both.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                 metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     return float(both.evaluate(split.batches(batch_size=256), verbose=0, return_dict=True)["accuracy"])
