@@ -54,6 +54,10 @@ from pathlib import Path
 
 import keraszoo  # noqa: F401  before TensorFlow, whose CPU kernels it chooses (keraszoo/__init__.py)
 from keraszoo.config import DATA_DIR_HELP
+from keras_twin_step import (  # noqa: F401 (tests use them through this module)
+    keras_model, keras_network_alone, on_tensorflow, recipe_config, recipe_schedule, set_threads, steps_per_call, synthetic,
+    time_keras, time_keras_steady)
+from torch_twin_step import check_twin_augmentation, time_torch, torch_device, torch_setup  # noqa: F401 (tests)
 
 MODELS = ("mlp", "cnn_bn", "vit")
 KERAS_VARIANTS = ("fp32", "fp32_xla", "bf16", "fp32_speN", "fp32_xla_speN")
@@ -65,10 +69,6 @@ def keras_variant(text: str) -> str:
     if text in KERAS_VARIANTS[:3] or (base in ("fp32", "fp32_xla") and steps.isdigit() and int(steps) >= 1):
         return text
     raise argparse.ArgumentTypeError(f"{text!r} is not one of fp32, fp32_xla, bf16, fp32_spe<N>, fp32_xla_spe<N>")
-
-
-def steps_per_call(variant: str) -> int:
-    return int(variant.partition("_spe")[2] or 1)
 
 
 def parse_args(argv=None):
@@ -127,263 +127,6 @@ def child_argv(args, name: str, json_path: str) -> list[str]:
             argv += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     return (argv + (["--torch-without-metrics"] if args.torch_without_metrics else [])
             + (["--torch-compile"] if args.torch_compile else []))
-
-
-def _load(name):
-    import importlib
-
-    return importlib.import_module(f"keraszoo.recipes.{name}")
-
-
-def synthetic(name, batch):
-    import numpy as np
-
-    shape = (32, 32, 3) if name == "cnn_bn" else (28, 28, 1)
-    rng = np.random.default_rng(0)
-    return rng.integers(0, 256, size=(batch, *shape), dtype=np.uint8), rng.integers(0, 10, size=batch).astype("int32")
-
-
-def recipe_config(name, variant="fp32", **overrides):
-    """The recipe's config for ``name``, with the variant's options: --jit-compile on, and
-    --steps-per-execution N (N steps per call)."""
-    options = {"jit_compile": "on" if "xla" in variant else "off", "steps_per_execution": steps_per_call(variant),
-               **overrides}
-    if name == "mlp":
-        return _load("mlp").MLPConfig(dataset="mnist", implementation="keras", learning_rate=0.1, **options)
-    if name == "cnn_bn":
-        return _load("cifar10_cnn").Cifar10CNNConfig(variant="batchnorm", learning_rate=0.05, momentum=0.9, **options)
-    return _load("mnist_vit").MnistViTConfig(**options)
-
-
-def keras_model(name, variant, images, labels, **overrides):
-    """The recipe's training model, compiled as the recipe compiles it. bf16: Keras's mixed_bfloat16
-    policy on any device (the CPU recipes' mixed precision; GPUs have bfloat16 units too)."""
-    from keraszoo.data import DatasetMetadata
-    from keraszoo.training.distribute import precision
-    from keraszoo.training.trainer import compile_classifier
-
-    config = recipe_config(name, variant, **overrides)
-    metadata = DatasetMetadata(name="synthetic", version="0", data_dir="", input_shape=images.shape[1:],
-                               num_classes=10, class_names=tuple(map(str, range(10))))
-    if on_tensorflow():
-        import tensorflow as tf
-
-        from keraszoo.data import SplitData
-
-        train = SplitData(examples=tf.data.Dataset.from_tensor_slices((images, labels)), num_examples=len(images),
-                          split="synthetic")
-    else:  # JAX or PyTorch as Keras's backend, as on the lent GPU machines: no TensorFlow there
-        from keraszoo.data.arrays import ArraySplit
-
-        train = ArraySplit(images=images, labels=labels, split="synthetic")
-    with precision(variant == "bf16", policy="mixed_bfloat16"):
-        if name == "mlp":
-            model = _load("mlp").build_model(config, metadata)
-        elif name == "cnn_bn":
-            model = _load("cifar10_cnn").build_models(config, metadata, train)[0]
-        else:
-            model = _load("mnist_vit").build_model(config, metadata, train)
-        compile_classifier(model, config, recipe_schedule(name, config))
-    return model, config
-
-
-def recipe_schedule(name, config):
-    """The per-step schedule the recipe's optimizer evaluates: the ViT's warmup + cosine (MNIST's
-    train[:-5000]); the others' rates are fixed or set by per-epoch callbacks, outside the step."""
-    return _load("mnist_vit").learning_rate_schedule(config, 55_000) if name == "vit" else None
-
-
-def set_threads(name, args) -> dict:
-    """Sets TensorFlow's thread counts to the recipe's for model ``name``, or to ``args``'s overrides,
-    before TensorFlow starts; returns the counts it runs with (None on another Keras backend)."""
-    from keraszoo.training.distribute import configure_threads, thread_counts
-
-    if not on_tensorflow():
-        return None
-    recipe = recipe_config(name)
-    configure_threads(recipe.intra_op_threads if args.intra_op_threads is None else args.intra_op_threads,
-                      recipe.inter_op_threads if args.inter_op_threads is None else args.inter_op_threads)
-    return thread_counts()
-
-
-def time_keras(model, images, labels, steps, autotune=False):
-    """images/s of one model.fit call of ``steps`` steps on one repeated batch, fed as the trainer feeds
-    its streams (``without_autotuning``: tf.data's autotuning off). With ``autotune``, TF's default: the call
-    then ends at the autotuning thread's next wake-up (issue #20, benchmarks/fit_call_cores.py)."""
-    data = _repeated_batch(images, labels, autotune, steps=steps)
-    start = time.perf_counter()
-    model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
-    return steps * len(images) / (time.perf_counter() - start)
-
-
-def _repeated_batch(images, labels, autotune=False, steps=None):
-    """One batch, repeated, as the trainer hands its streams to Keras: a tf.data stream (autotuning off)
-    on TensorFlow; elsewhere a PyDataset of ``steps`` batches, as the trainer's array splits feed JAX."""
-    if not on_tensorflow():
-        import keras
-
-        class OneBatch(keras.utils.PyDataset):
-            def __len__(self):
-                return steps
-
-            def __getitem__(self, index):
-                return images, labels
-
-        return OneBatch()
-    import tensorflow as tf
-
-    from keraszoo.data import without_autotuning
-
-    data = tf.data.Dataset.from_tensors((images, labels)).repeat()
-    return data if autotune else without_autotuning(data)
-
-
-def on_tensorflow() -> bool:
-    import keras
-
-    return keras.backend.backend() == "tensorflow"
-
-
-def time_keras_steady(model, images, labels, steps):
-    """(call, steady) images/s of one model.fit call of ``steps`` steps plus one warm-up call, fed as
-    ``time_keras`` feeds it. *call* divides all the call's images by its whole time (fit's fixed
-    costs included: its iterator, callbacks, the first call); *steady* counts only the ``steps``
-    steps after the first call, between the ends of calls, as inside a training run's epochs (the
-    trainer makes one fit call per run). ``steps`` must be a multiple of the steps per call."""
-    import keras
-
-    class CallTimes(keras.callbacks.Callback):  # perf_counter at the end of every call into the backend
-        # On JAX (a GPU), Keras then runs this in a thread of its own, once the call's results exist,
-        # while the next calls are dispatched: the end of a call's work, not of its dispatch. (TensorFlow's
-        # calls end with their work; Keras never runs callbacks aside there.)
-        async_safe = True
-
-        def __init__(self):
-            super().__init__()
-            self.times = []
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.times.append(time.perf_counter())
-
-    per_call = model.steps_per_execution
-    if steps % per_call:
-        raise SystemExit(f"error: --steps {steps} is not a multiple of {per_call} steps a call: choose a multiple.")
-    data = _repeated_batch(images, labels, steps=steps + per_call)
-    clock = CallTimes()
-    start = time.perf_counter()
-    model.fit(data, epochs=1, steps_per_epoch=steps + per_call, verbose=0, shuffle=False, callbacks=[clock])
-    total = time.perf_counter() - start
-    return (steps + per_call) * len(images) / total, steps * len(images) / (clock.times[-1] - clock.times[0])
-
-
-def torch_setup(name, images, labels, config, network_alone=False, metrics=True, bf16=False, compile=False,
-                device="cpu"):
-    """One training step of the PyTorch twin, as a function: raw uint8 NHWC ``images`` in, or (with
-    ``network_alone``) ready float inputs, no preprocessing. With ``metrics`` the step also keeps the
-    running loss and accuracy that Keras's step keeps for its logs, as a PyTorch loop that logs them
-    would: summed on the device, never read inside the timed steps. With ``bf16`` the forward pass and
-    the loss run under ``torch.autocast(device, torch.bfloat16)`` (PyTorch's mixed precision: bfloat16
-    matmuls and convolutions, float32 weights), the twin of keraszoo's mixed_bfloat16. With ``compile``
-    the network runs under ``torch.compile`` (forward and backward compiled by TorchInductor on the
-    first calls; the optimizer step and the input's preparation stay eager). ``device``: "cpu" or "cuda",
-    where the batch, the network and the optimizer live (the batch is moved once, before the steps)."""
-    import torch
-
-    import torch_reference as ref
-
-    torch.manual_seed(0)
-    x = torch.from_numpy(images).to(device)  # NHWC uint8, as stored
-    y = torch.from_numpy(labels).long().to(device)
-    if name == "mlp":
-        model = ref.mlp().to(device)
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, fused=True)
-        scaled = x.float() / 255.0
-
-        def inputs():
-            return scaled if network_alone else x.float().div_(255.0)
-    elif name == "cnn_bn":
-        model = ref.CourseCNN().to(device, memory_format=torch.channels_last)
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate, momentum=config.momentum, fused=True)
-        mean, inv_std = torch.full((1, 3, 1, 1), 120.0, device=device), torch.full((1, 3, 1, 1), 1 / 64.0, device=device)
-        ready = ref.crop_flip_normalize(x, 28, mean, inv_std)
-
-        def inputs():
-            return ready if network_alone else ref.crop_flip_normalize(x, 28, mean, inv_std)
-    else:
-        model = ref.ViT().to(device)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,
-                                      fused=True)
-        nchw = x.permute(0, 3, 1, 2)  # one channel: the same memory either way
-        ready = (nchw.float() - 33.3) / 78.6
-
-        def inputs():
-            return ready if network_alone else nchw.float().sub_(33.3).div_(78.6)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    model.train()
-    if compile:
-        model = torch.compile(model)
-    loss_sum, correct = torch.zeros((), device=device), torch.zeros((), dtype=torch.long, device=device)
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
-            logits = model(inputs())
-            loss = loss_fn(logits, y)
-        loss.backward()
-        optimizer.step()
-        if metrics:
-            with torch.no_grad():
-                loss_sum.add_(loss.detach())
-                correct.add_((logits.argmax(1) == y).sum())
-
-    return step
-
-
-def check_twin_augmentation() -> None:
-    """The twin's one-gather crop + flip + normalise equals a per-image loop (else nothing is timed)."""
-    import torch
-
-    import torch_reference as ref
-
-    images = torch.randint(0, 256, (8, 32, 32, 3), dtype=torch.uint8)
-    mean, inv_std = torch.tensor([1.0, 2.0, 3.0]).view(1, 3, 1, 1), torch.tensor([0.5, 0.25, 1.0]).view(1, 3, 1, 1)
-    state = torch.get_rng_state()
-    out = ref.crop_flip_normalize(images, 28, mean, inv_std)
-    torch.set_rng_state(state)  # replay the same draws: top, left, flip
-    top, left, flip = torch.randint(0, 5, (8, 1, 1)), torch.randint(0, 5, (8, 1, 1)), torch.rand(8, 1, 1) < 0.5
-    for i in range(8):
-        t, l = int(top[i]), int(left[i])
-        want = images[i, t:t + 28, l:l + 28].permute(2, 0, 1).float()
-        want = (want.flip(2) if flip[i] else want).sub(mean[0]).mul(inv_std[0])
-        if not torch.equal(out[i], want):
-            raise SystemExit(f"error: torch_reference.crop_flip_normalize differs from a per-image crop at image {i}.")
-    if not out.is_contiguous(memory_format=torch.channels_last):
-        raise SystemExit("error: torch_reference.crop_flip_normalize did not return a channels_last tensor.")
-
-
-def keras_network_alone(model, config, schedule=None):
-    """The nested network of a recipe's model (no preprocessing layers), compiled like the model."""
-    import keras
-
-    from keraszoo.training.trainer import compile_classifier
-
-    network = next(layer for layer in model.layers if isinstance(layer, keras.Model))
-    network = keras.Model(network.inputs, network.outputs, name=network.name)
-    compile_classifier(network, config, schedule)
-    return network
-
-
-def time_torch(step, steps, batch, device="cpu"):
-    """images/s of ``steps`` calls of ``step``; on a GPU, from an idle device to the end of the last step's work."""
-    import torch
-
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    sync()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    sync()
-    return steps * batch / (time.perf_counter() - start)
 
 
 def summary(rates):
@@ -558,14 +301,6 @@ def default_variants() -> list[str]:
     if uses_gpu():
         return ["bf16", "fp32"]
     return ["bf16", "fp32"] if on_tensorflow() and native_bfloat16() else ["fp32"]
-
-
-def torch_device(args) -> str:
-    """Where the twins run: --torch-device, else the GPU when PyTorch sees one (Keras's backend then
-    runs there too), else the CPU."""
-    import torch
-
-    return args.torch_device or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def keras_backend_and_devices() -> str:

@@ -31,7 +31,7 @@ def test_steady_rate_counts_the_steps_after_the_first_call(monkeypatch):
     8 steps between the ends of the first and the last call, timed by a clock that ticks once per read."""
     ticks = iter(range(1000))
     # The benchmark's clock only (its module's `time`), not Keras's.
-    monkeypatch.setattr(bench, "time", types.SimpleNamespace(perf_counter=lambda: float(next(ticks))))
+    monkeypatch.setattr(sys.modules["keras_twin_step"], "time", types.SimpleNamespace(perf_counter=lambda: float(next(ticks))))
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   steps_per_execution=4)
