@@ -81,9 +81,9 @@ def cnn_saved_models(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def serve_in_thread():
-    """``start(config) -> (url, app)``: keraszoo serve's app on a free loopback port (and gRPC on another,
-    ``app.state.server.config.grpc_port``), in a thread, until a model has loaded; all stop when the
-    module's tests are done."""
+    """``start(config, wait_for=None) -> (url, app)``: keraszoo serve's app on a free loopback port (and gRPC on
+    another, ``app.state.server.config.grpc_port``), in a thread, until a model has loaded (``wait_for``: until
+    that model has: a root of several models loads them one by one); all stop when the module's tests are done."""
     import socket
     import threading
     import time
@@ -99,7 +99,7 @@ def serve_in_thread():
             probe.bind(("127.0.0.1", 0))
             return probe.getsockname()[1]
 
-    def start(config):
+    def start(config, wait_for=None):
         import dataclasses
 
         port = free_port()
@@ -111,7 +111,11 @@ def serve_in_thread():
         thread.start()
         running.append((server, thread))
         deadline = time.monotonic() + 60
-        while not server.started or not app.state.repository.models():  # up, and the export has settled
+        def loaded():
+            served = app.state.repository.models()
+            return wait_for in served if wait_for else bool(served)
+
+        while not server.started or not loaded():  # up, and the export has settled
             assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
             time.sleep(0.05)
         return f"http://127.0.0.1:{port}", app

@@ -139,7 +139,8 @@ def test_an_int8_saved_model_keeps_the_accuracy_and_is_served_like_the_others(da
     source = sum(f.stat().st_size for f in (models / "cifar10_cnn_batchnorm" / "3" / "variables").iterdir())
     assert weights < 0.5 * source  # the fully connected layers' int8 kernels: 79 % of the parameters
 
-    url, _ = serve_in_thread(ServingConfig(model_root=str(models), poll_interval_s=0.2, settle_s=0.1, access_log=False))
+    config = ServingConfig(model_root=str(models), poll_interval_s=0.2, settle_s=0.1, access_log=False)
+    url, _ = serve_in_thread(config, wait_for="cifar10_cnn_batchnorm_int8")  # not only the first model of the root
     images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
     body = json.dumps({"instances": images.tolist()}).encode()
     request = urllib.request.Request(f"{url}/v1/models/cifar10_cnn_batchnorm_int8:predict", data=body)
