@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT
 
 from keraszoo.cli import main as keraszoo
-from keraszoo.export import formats
+from keraszoo.export import formats, resolve_version_dir
 
 pytest.importorskip("tf2onnx", reason="the formats extra (pip install 'keraszoo[formats]')")
 pytest.importorskip("ai_edge_litert", reason="the formats extra (pip install 'keraszoo[formats]')")
@@ -36,7 +36,7 @@ def test_every_shipped_model_converts_and_answers_as_its_saved_model(name, fmt, 
             "--verify-split", "test[:256]", "--data-dir", data_dir]
     assert keraszoo(argv) == 0, capsys.readouterr().err
     report = json.loads((tmp_path / f"{name}.{fmt}.verification.json").read_text())
-    assert f"- {fmt}: on 256 test images" in (next((models / name).iterdir()) / "MODEL_CARD.md").read_text()
+    assert f"- {fmt}: on 256 test images" in (resolve_version_dir(models / name) / "MODEL_CARD.md").read_text()
     # The bound: float32 sums reordered, at most n * 2**-24 of the logits' scale for dot products of n <=
     # 1,600 terms (keraszoo.export.formats.RELATIVE_LOGIT_BOUND); and the same predictions, so the same accuracy.
     assert report["images"] == 256 and report["ok"]
@@ -136,7 +136,7 @@ def test_an_int8_saved_model_keeps_the_accuracy_and_is_served_like_the_others(da
     card = (version / "MODEL_CARD.md").read_text()
     assert "## Quantization" in card and f"accuracy {100 * report['accuracy']:.2f} %" in card
     weights = sum(f.stat().st_size for f in (version / "variables").iterdir())
-    source = sum(f.stat().st_size for f in (models / "cifar10_cnn_batchnorm" / "3" / "variables").iterdir())
+    source = sum(f.stat().st_size for f in (resolve_version_dir(models / "cifar10_cnn_batchnorm") / "variables").iterdir())
     assert weights < 0.5 * source  # the fully connected layers' int8 kernels: 79 % of the parameters
 
     config = ServingConfig(model_root=str(models), poll_interval_s=0.2, settle_s=0.1, access_log=False)

@@ -58,7 +58,9 @@ def test_the_course_cnn_costs_what_its_layers_say(tmp_path):
 
 def test_an_export_writes_its_card_before_publishing(short_cifar10_run):
     _, metrics = short_cifar10_run
-    card = (resolve_version_dir(metrics["saved_model"]) / "MODEL_CARD.md").read_text()
+    version = resolve_version_dir(metrics["saved_model"])
+    card = (version / "MODEL_CARD.md").read_text()
+    assert card.startswith(f"# {version.parent.name}, version {version.name}\n")  # not the temporary folder's name
     assert _value(card, "test accuracy") == f"{100 * metrics['test_accuracy']:.2f} %"
     assert _value(card, "validation accuracy (of the exported weights)") == f"{100 * metrics['val_accuracy']:.2f} %"
     assert "evaluated once when training ended" in card

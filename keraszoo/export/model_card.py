@@ -55,6 +55,15 @@ def write_model_card(version_dir: str | Path, *, measure: bool = True) -> Path:
     return path
 
 
+def title_card(version_dir: Path, number: int) -> None:
+    """Names the version a card's folder is about to be published as: the card is written in the export's
+    temporary folder (no version without its card), whose name is not the version's."""
+    path = Path(version_dir) / CARD_FILE
+    if path.is_file():
+        first, _, rest = path.read_text().partition("\n")
+        path.write_text(f"{first.rsplit(', version ', 1)[0]}, version {number}\n{rest}")
+
+
 def _read_json(path: Path) -> dict | None:
     try:
         value = json.loads(path.read_text())

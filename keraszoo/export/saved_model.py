@@ -38,7 +38,7 @@ from keraszoo.export.loading import (  # noqa: F401 - also this module's names, 
     load_serving_fn,
     resolve_version_dir,
 )
-from keraszoo.export.model_card import write_model_card
+from keraszoo.export.model_card import title_card, write_model_card
 from keraszoo.faults import pause_point
 
 
@@ -186,6 +186,7 @@ def _publish(tmp: Path, model_dir: Path, version: int | None) -> Path:
     for _ in range(100):
         number = wanted if wanted is not None else max(existing_versions(model_dir), default=0) + 1
         final = model_dir / str(number)
+        title_card(tmp, number)  # before the rename: a published version's card names it, even after a kill
         try:
             os.rename(tmp, final)  # atomic; fails if another export took this number
             return final
