@@ -4,6 +4,8 @@
 #   0. airbench94 (recipes/cifar10_airbench.py, the Keras port) on JAX: 10 epochs, the 6-view validation TTA
 #      after each, the test split once; its record's time_to_94 is the "<= 5 s to 94 %" check
 #      (training time; the first epoch includes XLA's compilation: the record says per epoch);
+#   0b. the original airbench94 itself (PyTorch, float16, benchmarks/airbench94_torch.py) on the same pack and
+#      splits, seeds 0-2: whether the JPEG-recompressed copy here lets the original reach 94 % at all;
 #   1. the three reference models (course CNN + BN, MNIST ViT, MNIST MLP), Keras on JAX against their
 #      PyTorch twins on the same GPU, float32 and bfloat16 (benchmarks/train_throughput.py);
 #   2. the speedrun recipe (recipes/cifar10_speedrun.py, airbench's widths 64-128-256, mixed precision)
@@ -51,6 +53,12 @@ RUN=runs/airbench_gpu_$START
 timeout "${AIRBENCH_S:-200}" python3 recipes/cifar10_airbench.py --data-pack .pack/cifar10 --mixed-precision \
   --no-export --verbose 2 --output "$RUN" ${AIRBENCH_ARGS:-} 2>&1 | tee "$OUT/airbench.log"
 for f in config.json history.csv metrics.json; do cp "$RUN/$f" "$OUT/airbench_$f" 2>/dev/null; done
+
+# 0b. The original, in PyTorch, on the same data: the port's twin (each run some seconds on a GPU).
+for seed in 0 1 2; do
+  timeout 60 python3 benchmarks/airbench94_torch.py --pack .pack/cifar10 --seed $seed \
+    --output "$OUT/airbench94_torch_seed$seed.json" 2>&1 | tail -1 | tee -a "$OUT/airbench94_torch.log"
+done
 
 # 1. Throughput: each model in a process of its own; the twins go to the GPU when PyTorch sees one. The
 # record is written after each model, so a timeout here keeps those done (the two targets first).
