@@ -160,6 +160,9 @@ def test_a_run_exported_with_flip_tta_serves_the_mean_of_both_views(short_cifar1
     assert not np.allclose(served, views[0], atol=1e-3)  # the mirror view counts
     card = (version.parent / "MODEL_CARD.md").read_text()
     assert "## Test-time augmentation inside" in card and "twice the cost" in card
+    name = version.parent.parent.name  # reproduced as it was made: trained without the plain export, then this one
+    reproduce = card.split("## Reproduce", 1)[1]
+    assert f"--no-export --output runs/reproduce-{name}\nkeraszoo export runs/reproduce-{name} --tta flip" in reproduce
     refused = subprocess.run([sys.executable, "-m", "keraszoo", "export", str(run), "--tta", "flip", "--format", "onnx",
                               "--out", str(tmp_path / "m.onnx")], capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "--tta goes with --format savedmodel" in refused.stderr

@@ -191,14 +191,20 @@ def render(version_dir: Path, facts: dict, metrics: dict, config: dict) -> str:
               f"- data: {LICENCES.get(dataset, dataset)}"]
     if "dinov2" in facts["name"]:
         lines.append(f"- weights: {DINOV2}")
-    lines += ["", "## Reproduce", ""] + _reproduce_lines(metrics, config)
+    lines += ["", "## Reproduce", ""] + _reproduce_lines(metrics, config, facts.get("tta"), facts["name"])
     return "\n".join(lines) + "\n"
 
 
-def _reproduce_lines(metrics: dict, config: dict) -> list[str]:
+def _reproduce_lines(metrics: dict, config: dict, tta: dict | None = None, name: str = "") -> list[str]:
+    import shlex
+
     from keraszoo.recipes.registry import reproduce_command
 
     command = reproduce_command(metrics, config)
+    if command is not None and tta:  # trained without its plain export, then exported once, with the TTA inside
+        run = f"runs/reproduce-{name}"
+        command = (f"{command} --no-export --output {run}\n"
+                   f"keraszoo export {run} --tta {tta.get('tta', 'flip')} --export-name {shlex.quote(name)}")
     if command is None:
         return ["This run's options are in `run_record/config.json`; this version of keraszoo cannot rerun it with "
                 "one command (the recipe's options changed since)."]
