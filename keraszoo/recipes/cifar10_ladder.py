@@ -79,8 +79,9 @@ def report(records, figures: Path, prefix: str = "cifar10_ladder") -> str:
     order = [*VARIANTS, *(name for name in EXPERIMENTS if name in groups)]
     validated = all(r.config.get("validation_split") for runs in groups.values() for r in runs)
     columns = {
-        "SGD lr0, momentum, γ": lambda runs: "; ".join(sorted(
-            {f"{r.config['learning_rate']:g}, {r.config['momentum']:g}, {r.metrics['steps']['lr_decay']:g}" for r in runs})),
+        "optimizer lr0, momentum, γ": lambda runs: "; ".join(sorted(
+            {f"{'Adam' if r.config.get('optimizer') == 'adam' else 'SGD'} {r.config['learning_rate']:g}, "
+             f"{r.config['momentum']:g}, {r.metrics['steps']['lr_decay']:g}" for r in runs})),
         "epochs": lambda runs: "/".join(map(str, sorted({x["epochs"] for x in m(runs)}))),
         "seeds": seeds_of,
         "test accuracy % (mean ± std)": lambda runs: mean_std(x["test_accuracy"] for x in m(runs)),
