@@ -173,7 +173,7 @@ def test_ladder_report_tabulates_seeds_from_the_records(tmp_path):
                                             f"1,1.5,0.5,1.4,0.55\n2,0.9,0.75,0.8,{test_accuracy}\n")
     table = ladder.report(load_records(tmp_path / "records"), tmp_path / "figures")
     rows = {line.split(" | ")[0].strip("| "): line for line in table.splitlines()[2:]}
-    assert rows["batchnorm"].startswith("| batchnorm | 0.05, 0.9, 0.9 | 2 | 0, 1 | 80.00 ± 1.41 | 75.00 ± 0.00 | -5.0 | 2 (79.0), 2 (81.0) | 64 |")
+    assert rows["batchnorm"].startswith("| batchnorm | SGD 0.05, 0.9, 0.9 | 2 | 0, 1 | 80.00 ± 1.41 | 75.00 ± 0.00 | -5.0 | 2 (79.0), 2 (81.0) | 64 |")
     assert "not run yet" in rows["dropout"]
     assert (tmp_path / "figures" / "cifar10_ladder_batchnorm.png").stat().st_size > 10_000
 
