@@ -111,6 +111,7 @@ def serve_in_thread():
         thread.start()
         running.append((server, thread))
         deadline = time.monotonic() + 60
+
         def loaded():
             served = app.state.repository.models()
             return wait_for in served if wait_for else bool(served)
