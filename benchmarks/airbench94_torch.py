@@ -17,7 +17,7 @@ smoothing, 6-view TTA. What changes, and why:
 
 examples:
   keraszoo pack --out .pack/cifar10           # once, where TensorFlow is
-  python benchmarks/airbench94_torch.py --pack .pack/cifar10 --seed 0 --output docs/records/airbench94_torch/seed0.json
+  python benchmarks/airbench94_torch.py --data-pack .pack/cifar10 --seed 0 --output docs/records/airbench94_torch/seed0.json
 """
 
 from __future__ import annotations
@@ -221,12 +221,17 @@ def main(args):
     from keraszoo.data.arrays import read_pack_split
 
     def loader(split, train):
-        data = read_pack_split(args.pack, split)[0]
+        data = read_pack_split(args.data_pack, split)[0]
         return CifarLoader(data.images, data.labels, train, hyp['opt']['batch_size'] if train else 2000,
                            hyp['aug'] if train else None, device=device, dtype=dtype)
 
-    train_loader = loader(args.train_split, True)
-    val_loader, test_loader = loader(args.validation_split, False), loader(args.test_split, False)
+    try:  # a missing, damaged or too small pack: one line that says how to make it, not a traceback
+        train_loader = loader(args.train_split, True)
+        val_loader, test_loader = loader(args.validation_split, False), loader(args.test_split, False)
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"error: {error}") from None
+    if len(train_loader) == 0:
+        raise SystemExit(f"error: {args.train_split} holds fewer than one batch of {hyp['opt']['batch_size']} images.")
     batch_size, epochs, momentum = hyp['opt']['batch_size'], args.epochs, hyp['opt']['momentum']
     kilostep_scale = 1024 * (1 + 1 / (1 - momentum))
     lr = hyp['opt']['lr'] / kilostep_scale
@@ -314,7 +319,7 @@ def _cpu() -> str:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pack", default=".pack/cifar10", help="a keraszoo pack folder (default: %(default)s)")
+    parser.add_argument("--data-pack", default=".pack/cifar10", help="a keraszoo pack folder (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=float, default=hyp['opt']['train_epochs'],
                         help="the original's 9.9 (default: %(default)s)")
@@ -330,4 +335,9 @@ def parse_args(argv=None):
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    arguments = parse_args()
+    if arguments.epochs <= 0:
+        raise SystemExit(f"error: --epochs {arguments.epochs}: train at least part of an epoch (the original: 9.9).")
+    if arguments.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda, but PyTorch sees no GPU here: leave --device out to use the CPU.")
+    main(arguments)

@@ -56,7 +56,7 @@ for f in config.json history.csv metrics.json; do cp "$RUN/$f" "$OUT/airbench_$f
 
 # 0b. The original, in PyTorch, on the same data: the port's twin (each run some seconds on a GPU).
 for seed in 0 1 2; do
-  timeout 60 python3 benchmarks/airbench94_torch.py --pack .pack/cifar10 --seed $seed \
+  timeout 60 python3 benchmarks/airbench94_torch.py --data-pack .pack/cifar10 --seed $seed \
     --output "$OUT/airbench94_torch_seed$seed.json" 2>&1 | tail -1 | tee -a "$OUT/airbench94_torch.log"
 done
 

@@ -24,6 +24,13 @@ def test_a_row_is_the_mean_and_sample_std_of_its_seeds(tmp_path, capsys):
     assert (row["runs"], row["seeds"], row["monitor"], row["dataset"]) == ("2", "0 1", "validation", "mnist")
     assert row["val_accuracy_mean"] == f"{100 * statistics.mean(m['val_accuracy'] for m in flips):.2f}"
     assert row["test_accuracy_std"] == f"{100 * statistics.stdev(m['test_accuracy'] for m in flips):.2f}"
+    # flip TTA where every run measured it (the shipped CIFAR-10 recipe's), nothing where none did
+    tta = [json.loads((ROOT / "docs/records/cifar10_toward85_60" / f"weight_decay5e-4+cosine-seed{s}/metrics.json")
+                      .read_text()) for s in (0, 1)]
+    row = rows["cifar10_toward85_60/weight_decay5e-4+cosine"]
+    assert row["test_flip_accuracy_mean"] == f"{100 * statistics.mean(m['test_flip_accuracy'] for m in tta):.2f}"
+    assert row["val_flip_accuracy_std"] == f"{100 * statistics.stdev(m['val_flip_accuracy'] for m in tta):.2f}"
+    assert rows["mnist_flip/augmented"]["test_flip_accuracy_mean"] == ""
     assert rows["cifar10_baseline_10ep"]["monitor"] == "test"  # made before the validation split: said so
     assert configuration_of("cifar10_ladder_val/batchnorm-seed1") == "cifar10_ladder_val/batchnorm"
     assert configuration_of("cifar10_batchnorm_dropout05/seed0") == "cifar10_batchnorm_dropout05"

@@ -65,15 +65,18 @@ def _mean_std(values: list[float]) -> tuple[str, str]:
     return mean, f"{100 * statistics.stdev(values):.2f}" if len(values) > 1 else ""
 
 
+def _of_every_run(runs: list[dict], key: str) -> tuple[str, str]:
+    """Mean and std of ``key`` where every run recorded it; empty where any did not (no partial means)."""
+    return _mean_std([r[key] for r in runs] if all(key in r for r in runs) else [])
+
+
 def row(configuration: str, runs: list[dict]) -> dict:
     first = runs[0]
     config = first["_config"]
-    validation = [r["val_accuracy"] for r in runs if "val_accuracy" in r]
-    val_mean, val_std = _mean_std(validation if len(validation) == len(runs) else [])
-    test_mean, test_std = _mean_std([r["test_accuracy"] for r in runs])
-    flips = {split: [r[f"{split}_flip_accuracy"] for r in runs if f"{split}_flip_accuracy" in r] for split in ("val", "test")}
-    flip = {f"{split}_flip_accuracy_{k}": v for split, values in flips.items()
-            for k, v in zip(("mean", "std"), _mean_std(values if len(values) == len(runs) else []))}
+    val_mean, val_std = _of_every_run(runs, "val_accuracy")
+    test_mean, test_std = _of_every_run(runs, "test_accuracy")
+    flip = {f"{split}_flip_accuracy_{k}": v for split in ("val", "test")
+            for k, v in zip(("mean", "std"), _of_every_run(runs, f"{split}_flip_accuracy"))}
     return {
         "record": configuration,
         "model": first.get("recipe") or first.get("export_name") or config.get("variant") or "",
