@@ -207,6 +207,7 @@ def test_richer_probe_features_are_the_same_in_the_cache_and_in_the_whole_model(
     ({"finetune_blocks": 13}, "give 1 to 12"),
     ({"probe_blocks": 0}, "give 1 to 12"),
     ({"mode": "tokens", "probe_mean": True}, "with --mode probe"),
+    ({"schedule": "cosine", "epochs": 2, "warmup_epochs": 2.0}, "fewer than --epochs"),
     ({"train_split": "train[:100]", "validation_split": "train[50:150]"}, None),  # checked when the data is read
 ])
 def test_bad_options_are_refused(overrides, message):
@@ -241,3 +242,25 @@ def test_the_labels_study_reports_the_tokens_run_chosen_on_validation(tmp_path):
     args = study.parse_args(["--parts", "tokens", "--sizes", "1000", "55000", "--finetune-blocks", "1", "2",
                              "--learning-rates", "1e-4"])
     assert (args.finetune_blocks, args.learning_rates, args.tokens_epochs) == ([1, 2], [1e-4], 3)
+
+
+def test_the_cosine_schedule_spans_the_runs_steps_and_the_study_names_its_runs(monkeypatch):
+    """--schedule cosine: warmup over half an epoch, then down to 0 at the run's last step (the runs of the labels
+    column are 6 epochs over repeated small sets: the steps count the repeats); constant: the optimizer's rate."""
+    from keraszoo.recipes import mnist_dinov2, mnist_dinov2_study as study
+
+    config = mnist_dinov2.DinoTransferConfig(mode="tokens", schedule="cosine", epochs=6, learning_rate=2e-4)
+    schedule = mnist_dinov2._schedule(config, 1000)  # 4 steps of 256 an epoch
+    assert (schedule.total_steps, schedule.warmup_steps) == (24, 2)
+    assert schedule.learning_rate(1) == pytest.approx(2e-4) and schedule.learning_rate(23) < 2e-4 * 0.01
+    assert mnist_dinov2._schedule(mnist_dinov2.DinoTransferConfig(mode="tokens"), 1000) is None
+    grids = []
+    monkeypatch.setattr(study, "run_study", lambda args, recipe, grid: grids.append(grid) or 0)
+    study.run_tokens(study.parse_args(["--parts", "tokens", "--sizes", "100", "55000", "--learning-rates", "1e-3",
+                                       "--tokens-epochs", "6", "--tokens-schedule", "cosine"]))
+    assert grids == [{"tokens-n100-k2-lr0.001-cosine-e6": {
+                          "mode": "tokens", "train_size": 100, "finetune_blocks": 2, "learning_rate": 1e-3,
+                          "image_size": 112, "epochs": 6, "schedule": "cosine"}},
+                     {"tokens-n55000-k2-lr0.001-cosine-e6": {
+                          "mode": "tokens", "train_size": None, "finetune_blocks": 2, "learning_rate": 1e-3,
+                          "image_size": 112, "epochs": 6, "schedule": "cosine"}}]

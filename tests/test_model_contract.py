@@ -70,3 +70,23 @@ def test_registry_builds_the_recipes_models_by_default():
     assert build_model("mnist_vit").input_shape == (None, 28, 28, 1)
     with pytest.raises(ValueError, match="registered models"):
         build_model("resnet50")
+
+
+def test_importing_keraszoo_models_registers_every_layer_a_saved_model_may_hold():
+    """`keraszoo export RUN` and `keraszoo evaluate` load a run's model.keras after `import keraszoo.models` only:
+    every serializable class of keraszoo/models must be registered by that import, in a fresh process (DINOv2
+    runs could not be exported from their folder: GrayscaleToRGB was registered only where a recipe imported it).
+    The manual MLP's model is TensorFlow code, imported on use by its recipe."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    names = []
+    for path in sorted((Path(__file__).parents[1] / "keraszoo" / "models").glob("*.py")):
+        if path.name != "manual_mlp.py":
+            names += re.findall(r'register_keras_serializable\(package="keraszoo"\)\nclass (\w+)', path.read_text())
+    code = ("import sys, keras, keraszoo.models; print([n for n in sys.argv[1:] "
+            "if keras.saving.get_registered_object('keraszoo>' + n) is None])")
+    found = subprocess.run([sys.executable, "-c", code, *names], capture_output=True, text=True, timeout=300)
+    assert len(names) >= 10 and found.stdout.strip().splitlines()[-1] == "[]", (names, found.stdout, found.stderr[-500:])

@@ -16,6 +16,7 @@ from keraszoo.models.tta import with_flip_tta  # its layers registered: exports 
 from keraszoo.models.batch_norm import FusedBatchNormalization
 from keraszoo.models.classifier import ModelPair, build_classifier_pair, build_image_classifier, pixel_scaling
 from keraszoo.models.course_cnn import build_course_cnn
+from keraszoo.models import preprocessing  # noqa: F401 - its layers registered: run folders holding them load
 from keraszoo.models.mlp import build_mlp
 from keraszoo.models.pretrained import VIT_PRESETS, build_vit_preset
 from keraszoo.models.speedrun_net import build_speedrun_net

@@ -77,6 +77,10 @@ class DinoTransferConfig(TrainConfig):
     probe_blocks: int = option(1, "probe: the class tokens of the last N blocks, each through the final LayerNorm "
                                   "(DINOv2's own linear evaluation takes 4)")
     probe_mean: bool = option(False, "probe: also the mean of the last block's patch tokens")
+    schedule: Literal["constant", "cosine"] = option(
+        "constant", "the learning rate: constant, or a linear warmup (--warmup-epochs) then a cosine decay to 0 at "
+        "the last step")
+    warmup_epochs: float = option(0.5, "cosine: the warmup's length in epochs")
 
     def __post_init__(self):
         super().__post_init__()
@@ -90,6 +94,8 @@ class DinoTransferConfig(TrainConfig):
             raise ValueError(f"l2={self.l2}: give a strength >= 0.")
         if not 1 <= self.probe_blocks <= BLOCKS:
             raise ValueError(f"probe_blocks={self.probe_blocks}: give 1 to {BLOCKS}.")
+        if not 0 <= self.warmup_epochs < self.epochs:
+            raise ValueError(f"warmup_epochs={self.warmup_epochs}: give 0 to fewer than --epochs ({self.epochs}).")
         if self.mode != "probe" and (self.probe_blocks != 1 or self.probe_mean):
             raise ValueError("--probe-blocks and --probe-mean choose the probe's features: use them with --mode probe.")
 
@@ -342,6 +348,16 @@ def build_models(config: DinoTransferConfig):
     return ModelPair(tail, whole)
 
 
+def _schedule(config: DinoTransferConfig, num_examples: int):
+    """None (the optimizer's constant rate) or warmup + cosine laid over the run's steps."""
+    from keraszoo.training.callbacks import WarmupCosine
+
+    if config.schedule == "constant":
+        return None
+    return WarmupCosine.for_epochs(config.learning_rate, epochs=config.epochs, batch_size=config.batch_size,
+                                   num_examples=num_examples, warmup_epochs=config.warmup_epochs)
+
+
 def main(config: DinoTransferConfig) -> dict:
     from keraszoo.data import dataset_metadata
     from keraszoo.models.dinov2_onnx import ONNX_SHA256, PACKAGE
@@ -356,7 +372,7 @@ def main(config: DinoTransferConfig) -> dict:
               " s): training", flush=True)
     return run_classification(
         config, name=config.run_name, data=ClassificationData(metadata, train, validation, test),
-        build_model=lambda config, metadata: build_models(config),
+        build_model=lambda config, metadata: build_models(config), schedule=_schedule(config, train.num_examples),
         extra_metrics={"mode": config.mode, "image_size": config.image_size, "l2": config.l2,
                        "finetune_blocks": config.finetune_blocks if config.mode != "probe" else None,
                        "cache_dtype": config.cache_dtype if config.mode == "tokens" else None,

@@ -6,7 +6,8 @@ report keeps, per N and seed, the strength with the best final accuracy on ``tra
 (c) keraszoo's ViT from scratch with its default recipe (``mnist_vit``: 15 epochs, AdamW, warmup +
 cosine, final epoch reported: nothing chosen), on ``train[:N]``.
 (b) fine-tuning the last k blocks on cached tokens (``mnist_dinov2 --mode tokens``), one run per (k, learning
-rate) of ``--finetune-blocks`` x ``--learning-rates``, ``--tokens-epochs`` epochs: per N and seed, the run with
+rate) of ``--finetune-blocks`` x ``--learning-rates``, ``--tokens-epochs`` epochs (``--tokens-schedule``: the rate
+constant, or warmup + cosine): per N and seed, the run with
 the best final validation accuracy is reported (ties: fewer blocks, then the smaller rate).
 Both series run through the study runner (resumable, ``--jobs``); records go to ``--records`` (one
 folder per run), then a Markdown table and a figure. Records made before 2026-12-03 (``probe-nN-seedS``)
@@ -48,6 +49,9 @@ def parse_args(argv=None):
     parser.add_argument("--learning-rates", type=float, nargs="+", default=[1e-4],
                         help="tokens: Adam's rate, one run each (default: %(default)s)")
     parser.add_argument("--tokens-epochs", type=int, default=3, help="tokens: epochs of a run (default: %(default)s)")
+    parser.add_argument("--tokens-schedule", choices=["constant", "cosine"], default="constant",
+                        help="tokens: the rate constant, or warmup + cosine decay over the run; cosine runs are named "
+                             "...-cosine-eE (default: %(default)s)")
     parser.add_argument("--scratch-max-size", type=int, default=10000,
                         help="largest N trained from scratch (the full-data run is --scratch-full-record)")
     parser.add_argument("--scratch-full-record", default="docs/records/mnist_vit_default",
@@ -74,10 +78,11 @@ def run_tokens(args) -> int:
     status = 0
     for size in args.sizes:
         # 55,000 is all of the default training split: the run without a draw (its record is the first one).
-        grid = {f"tokens-n{size}-k{k}-lr{lr:g}": {"mode": "tokens", "train_size": None if size == 55000 else size,
-                                                  "finetune_blocks": k,
-                                                  "learning_rate": lr, "image_size": args.image_size,
-                                                  "epochs": args.tokens_epochs}
+        cosine = f"-cosine-e{args.tokens_epochs}" if args.tokens_schedule == "cosine" else ""
+        grid = {f"tokens-n{size}-k{k}-lr{lr:g}{cosine}": {
+                    "mode": "tokens", "train_size": None if size == 55000 else size, "finetune_blocks": k,
+                    "learning_rate": lr, "image_size": args.image_size, "epochs": args.tokens_epochs,
+                    "schedule": args.tokens_schedule}
                 for k in args.finetune_blocks for lr in args.learning_rates}
         status |= run_study(_with_seeds(args, size), recipe="mnist_dinov2", grid=grid)
     return status
